@@ -1,0 +1,56 @@
+"""Stage 2a: still images decoded from the zip into PNG files."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from casbusi_assets.asset_metadata import counts, markdown_table
+from casbusi_assets.batch_export import export_images
+from casbusi_assets.batch_sources import find_zip
+from casbusi_assets.file_staging import staged_batch_dir
+from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.resources import CasbusiHome, IngestSettings
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="images",
+    kinds={"png", "parquet"},
+    io_manager_key="warehouse_io_manager",
+    metadata={"partition_expr": "batch_id"},
+)
+def image_table(
+    context: dg.AssetExecutionContext,
+    dicom_catalog: pd.DataFrame,
+    casbusi_home: CasbusiHome,
+    ingest_settings: IngestSettings,
+) -> pd.DataFrame:
+    """One row per still image (SOP instance) with its PNG under files/image_table/<batch>/.
+    Doppler captures (strong red and blue flow present) keep their colour; other colour captures
+    have yellow overlay pixels whitened and are stored as grayscale, with the original photometric
+    interpretation recorded. Geometry includes the first ultrasound region box."""
+    home = casbusi_home.layout()
+    batch_id = context.partition_key
+    zip_path = find_zip(home, batch_id)
+    with staged_batch_dir(home.files, "image_table", batch_id) as staged:
+        df = export_images(zip_path, dicom_catalog, staged, ingest_settings.limits(),
+                           workers=ingest_settings.workers, report=context.log.info)
+    failed = df[df["status"] == "failed"] if len(df) else df
+    for row in failed.itertuples():
+        context.log.warning(f"could not export {row.member_path}: {row.error}")
+    context.add_output_metadata(
+        {
+            "images": len(df),
+            "doppler": int(df["is_doppler"].fillna(False).sum()) if len(df) else 0,
+            "stored_as": counts(df["stored_as"]) if len(df) else {},
+            "failed": len(failed),
+            "files": dg.MetadataValue.path(str(staged.final)),
+            "png_megabytes": round(float(df["png_bytes"].fillna(0).sum()) / 1e6, 2)
+            if len(df) else 0.0,
+            "preview": markdown_table(
+                df, ["sop_instance_uid", "is_doppler", "rows", "columns", "region_count", "status"]
+            ),
+        }
+    )
+    return df

@@ -1,0 +1,69 @@
+"""Stage 1: the batch zip and its catalog of members."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from casbusi_assets.asset_metadata import counts, markdown_table
+from casbusi_assets.batch_sources import BatchSourceError, find_zip
+from casbusi_assets.dicom_reading import catalog_zip
+from casbusi_assets.parallel import Progress
+from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.resources import CasbusiHome, IngestSettings
+from casbusi_assets.zip_members import BatchArchiveError
+
+inbox_zip = dg.AssetSpec(
+    "inbox_zip",
+    partitions_def=batch_partitions,
+    group_name="ingest",
+    description="A batch zip as delivered (reported by the inbox sensor or `casbusi run-batch`).",
+    kinds={"zip"},
+)
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="ingest",
+    deps=[inbox_zip],
+    kinds={"dicom", "parquet"},
+    io_manager_key="warehouse_io_manager",
+    metadata={"partition_expr": "batch_id"},
+)
+def dicom_catalog(
+    context: dg.AssetExecutionContext, casbusi_home: CasbusiHome, ingest_settings: IngestSettings
+) -> pd.DataFrame:
+    """One row per member of the batch zip, read straight from the archive: identifiers, typed
+    hot tags, the whole header as DICOM-JSON, file and pixel hashes, `kind` (image / video /
+    no_pixels, from NumberOfFrames and pixel presence) and a `status`. Members that cannot be used
+    (not DICOM, truncated, undecodable, unsafe path, too large, missing identifiers) are kept as
+    `quarantined` rows with an `error_code` and a readable `error`."""
+    home = casbusi_home.layout()
+    batch_id = context.partition_key
+    try:
+        zip_path = find_zip(home, batch_id)
+        context.log.info(f"cataloguing {zip_path}")
+        df = catalog_zip(
+            zip_path, batch_id, ingest_settings.limits(), workers=ingest_settings.workers,
+            progress=Progress(context.log.info, "dicom_catalog").update,
+        )
+    except (BatchSourceError, BatchArchiveError) as exc:
+        # Nothing has been written: the run fails with the reason, no partial outputs.
+        raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
+    quarantined = df[df["status"] == "quarantined"]
+    if len(quarantined):
+        context.log.warning(f"{len(quarantined)} member(s) quarantined: "
+                            f"{counts(quarantined['error_code'])}")
+    context.add_output_metadata(
+        {
+            "zip": dg.MetadataValue.path(str(zip_path)),
+            "members": len(df),
+            "by_kind": counts(df.loc[df["status"] == "ok", "kind"]),
+            "quarantined": len(quarantined),
+            "quarantine_reasons": counts(quarantined["error_code"]),
+            "quarantine_list": markdown_table(quarantined, ["member_path", "error_code", "error"]),
+            "patients": int(df.loc[df["status"] == "ok", "patient_id"].nunique()),
+        }
+    )
+    return df
+

@@ -1,0 +1,60 @@
+"""The code location: every asset, the job, the inbox sensor and the resources, in one Definitions.
+
+Settings come from CASBUSI_* environment variables (see the README's configuration table), so
+nothing is configured by editing code; the UI's launchpad can override any resource per run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from casbusi_assets.assets import cases, images, ingest, videos
+from casbusi_assets.io_managers import WarehouseIOManager
+from casbusi_assets.jobs import batch_job
+from casbusi_assets.resources import (
+    CasbusiHome,
+    CaseCsvSource,
+    InboxSettings,
+    IngestSettings,
+    VideoFramePolicy,
+)
+from casbusi_assets.sensors import inbox_sensor
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def build_resources() -> dict[str, object]:
+    """The resources of a deployment, from the environment; the CLI and tests reuse this."""
+    home = _env("CASBUSI_HOME", "")
+    return {
+        "casbusi_home": CasbusiHome(home=home),
+        "warehouse_io_manager": WarehouseIOManager(home=home),
+        "ingest_settings": IngestSettings(
+            workers=int(_env("CASBUSI_WORKERS", "2")),
+            max_member_mb=float(_env("CASBUSI_MAX_MEMBER_MB", "4096")),
+            max_total_gb=float(_env("CASBUSI_MAX_TOTAL_GB", "256")),
+            max_ratio=float(_env("CASBUSI_MAX_RATIO", "1000")),
+        ),
+        "video_frame_policy": VideoFramePolicy(
+            policy=_env("CASBUSI_FRAME_POLICY", "every_nth"),
+            every_n=int(_env("CASBUSI_FRAME_EVERY_N", "4")),
+        ),
+        "case_csv_source": CaseCsvSource(override_path=_env("CASBUSI_CASE_CSV", "")),
+        "inbox_settings": InboxSettings(
+            settle_seconds=float(_env("CASBUSI_INBOX_SETTLE_SECONDS", "10"))
+        ),
+    }
+
+
+ASSET_MODULES = [ingest, images, videos, cases]
+
+defs = dg.Definitions(
+    assets=[*dg.load_assets_from_modules(ASSET_MODULES), ingest.inbox_zip],
+    jobs=[batch_job],
+    sensors=[inbox_sensor],
+    resources=build_resources(),
+)
