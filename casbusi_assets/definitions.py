@@ -13,6 +13,7 @@ import dagster as dg
 from casbusi_assets.assets import cases, images, ingest, videos
 from casbusi_assets.io_managers import WarehouseIOManager
 from casbusi_assets.jobs import batch_job
+from casbusi_assets.loggers import compact_console_logger
 from casbusi_assets.resources import (
     CasbusiHome,
     CaseCsvSource,
@@ -57,4 +58,5 @@ defs = dg.Definitions(
     jobs=[batch_job],
     sensors=[inbox_sensor],
     resources=build_resources(),
+    loggers={"console": compact_console_logger},
 )

@@ -1,0 +1,155 @@
+"""`casbusi`: the command line scripts and users rely on.
+
+    casbusi generate OUT_DIR [--batches N] [--patients N] [--seed S]
+    casbusi run-batch ZIP [--select a,b,c]
+    casbusi sql "QUERY" [--csv]
+    casbusi demo
+    casbusi ui [--port P]
+    casbusi refresh-views
+
+`--home DIR` (before the command) or $CASBUSI_HOME chooses the home folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from casbusi_assets.home import HOME_ENV_VAR, HomeLayout, ensure_dagster_home, layout
+
+
+def _echo(message: str) -> None:
+    print(message, flush=True)
+
+
+def _fail(message: str) -> int:
+    print(f"casbusi: error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def cmd_generate(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets.synthetic import generate_batches
+
+    out = Path(args.out_dir)
+    files = generate_batches(out, batches=args.batches, patients=args.patients, seed=args.seed,
+                             progress=_echo)
+    for f in files:
+        _echo(f"{f.zip_path}  ({f.n_images} images, {f.n_videos} clips, {f.n_members} members)"
+              f"  truth: {f.truth_path}")
+    return 0
+
+
+def cmd_run_batch(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets.runner import RunBatchError, run_batch
+
+    select = [s.strip() for s in args.select.split(",") if s.strip()] if args.select else None
+    try:
+        outcome = run_batch(Path(args.zip), home, select=select, echo=_echo)
+    except RunBatchError as exc:
+        return _fail(str(exc))
+    _echo(f"batch {outcome.batch_id}: materialised {len(outcome.materialized)} asset(s) in "
+          f"{outcome.seconds:.1f} s (run {outcome.run_id})")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, home: HomeLayout) -> int:
+    import duckdb
+
+    from casbusi_assets import warehouse
+
+    try:
+        df = warehouse.query(home.catalog, home.warehouse, args.query)
+    except (duckdb.Error, FileNotFoundError) as exc:
+        return _fail(str(exc).splitlines()[0])
+    if args.csv:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", args.max_rows, "display.max_columns", None,
+                               "display.width", shutil.get_terminal_size().columns,
+                               "display.max_colwidth", 60):
+            print(df.to_string(index=False, max_rows=args.max_rows) if len(df) else "(no rows)")
+            if len(df) > args.max_rows:
+                print(f"({len(df)} rows; use --csv for all)")
+    return 0
+
+
+def cmd_refresh_views(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets import warehouse
+
+    created = warehouse.refresh_views(home.catalog, home.warehouse)
+    _echo(f"views in {home.catalog}: {', '.join(created) or '(no tables yet)'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets.demo import run_demo
+
+    return run_demo(home, batches=args.batches, patients=args.patients, seed=args.seed, echo=_echo)
+
+
+def cmd_ui(args: argparse.Namespace, home: HomeLayout) -> int:
+    ensure_dagster_home(home)
+    root = Path(__file__).resolve().parent.parent
+    dagster = Path(sys.executable).parent / "dagster"
+    cmd = [str(dagster) if dagster.exists() else "dagster", "dev", "-m",
+           "casbusi_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    _echo(f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={home.dagster_home})")
+    return subprocess.call(cmd, cwd=root if (root / "pyproject.toml").exists() else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="casbusi", description=__doc__.split("\n")[0])
+    parser.add_argument("--home", help=f"home folder (default: ${HOME_ENV_VAR} or ./casbusi_home)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write synthetic Mayo-style batch zips with ground truth")
+    p.add_argument("out_dir")
+    p.add_argument("--batches", type=int, default=2)
+    p.add_argument("--patients", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run-batch", help="ingest one zip: add its partition and materialise it")
+    p.add_argument("zip")
+    p.add_argument("--select", help="comma-separated asset names (default: every batch asset)")
+    p.set_defaults(func=cmd_run_batch)
+
+    p = sub.add_parser("sql", help="query the catalog (read-only)")
+    p.add_argument("query")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("demo", help="generate batches, run the whole graph, print a report")
+    p.add_argument("--batches", type=int, default=2)
+    p.add_argument("--patients", type=int, default=8)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this home")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("refresh-views", help="recreate the DuckDB views (e.g. after moving home)")
+    p.set_defaults(func=cmd_refresh_views)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        # Set before definitions are imported: they read the home from the environment.
+        os.environ[HOME_ENV_VAR] = str(Path(args.home).expanduser().resolve())
+    home = layout().create()
+    return args.func(args, home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
