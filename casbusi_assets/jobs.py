@@ -5,6 +5,6 @@ import dagster as dg
 # Every materialisable asset is batch-partitioned; the external `inbox_zip` is reported, not run.
 batch_job = dg.define_asset_job(
     "batch_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.keys("inbox_zip"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("inbox_zip"),
     description="Ingest one batch zip through the whole asset graph.",
 )

@@ -1,6 +1,5 @@
 """Stage 2c: the case table (total_cases_anon.csv) and its per-study and per-breast rollups."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """Stage 2a: still images decoded from the zip into PNG files."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

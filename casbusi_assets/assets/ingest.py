@@ -1,6 +1,5 @@
 """Stage 1: the batch zip and its catalog of members."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

@@ -1,6 +1,5 @@
 """Stage 2b: cine clips, with the frames the configured policy keeps written as PNG files."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
