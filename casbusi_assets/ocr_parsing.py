@@ -1,0 +1,405 @@
+"""Parse a sonographer's burned-in annotation ("LT BREAST 2:00 3CM FN RADIAL") into fields.
+
+Pure text in, fields out: no images, no OCR engine, no Dagster.
+
+Why not the original substring tests (casbusi-spec §4.3): they matched "ft" inside any word as
+*left*, "ans" as *trans*, "ht" as *right*, and took the first ``\\d+ cm`` on the screen (often the
+depth scale) as the nipple distance. Here every keyword is matched as a whole word (letters on
+either side forbid a match, so LEFT is not found in CLEFT, LT not in BOLT/ALTERNATIVE, RT not in
+ARTERY/PORT, TRANS not in TRANSDUCER), the text is first stripped of scanner chrome, and the
+usual OCR confusions are repaired only where the context makes the intended reading certain.
+
+Scanner chrome is rejected in two ways:
+
+1. *Removal before matching* (``_CHROME_PATTERNS``): times with seconds or AM/PM, dates, acoustic
+   output indices (MI, TIS, TIB), percentages, frame rates (Hz), dB, probe names (L12-5, C5-1,
+   9L4), image counters (IM#2), and measurement legends (``D1 1.23 cm``, any ``x.yy cm`` with two
+   decimals, any value in mm or cm2) are blanked out, so they can neither match a keyword nor be
+   read as a clock position or a distance.
+2. *Context for bare numbers*: a distance written as ``N CM`` without a nipple cue (FN, CM FN,
+   FROM NIPPLE) is accepted only when the same text also carries laterality, a clock position or
+   an area word. A lone ``11cm`` (the depth scale) therefore gives no distance. Single letters L
+   and R count as laterality only directly before an area word (L BREAST, R AX), because scanner
+   screens print stray R/L/P markers next to the image.
+
+Decisions worth knowing:
+
+- Subareolar / retroareolar (``SA``, ``SUBAREOLAR``, ``RETROAREOLAR``) means "behind the nipple":
+  it has no clock-face position, so it gives ``clock_pos=None``, and ``nipple_dist_cm=None``
+  rather than 0 (0 is treated as implausible, like the original export clean-up). It implies the
+  breast. An explicit clock in the same text still wins (``12:00 SA`` gives ``12:00``).
+- A clock position, quadrant or nipple distance without an area word implies ``area='breast'``
+  (those coordinates exist only on the breast). "AXILLARY TAIL" / "AX TAIL" is part of the breast.
+- Conflicting words (both LT and RT, or both RADIAL and TRANS) give ``'unknown'`` rather than a
+  guess: a wrong label is worse than a missing one for training data.
+- Clock positions with ``:`` accept any minute 00-59; the weaker separators an OCR engine
+  produces for ``:`` (``.``, ``;``, a space) are accepted only with minutes 00/15/30/45 so that
+  decimals such as ``1.23`` are not read as clock positions.
+- A range ``4-5 CM`` gives the mean (4.5). Values of 0 or above 25 cm give ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+AREAS = ("breast", "axilla", "supraclavicular", "subclavicular", "unknown")
+LATERALITIES = ("left", "right", "unknown")
+ORIENTATIONS = ("long", "trans", "radial", "anti-radial", "oblique", "unknown")
+QUADRANTS = ("uoq", "uiq", "loq", "liq")
+
+MAX_NIPPLE_DIST_CM = 25.0
+
+
+@dataclass(frozen=True)
+class ParsedAnnotation:
+    """Fields read from one annotation; ``'unknown'`` / ``None`` when the text does not say."""
+
+    area: str = "unknown"
+    laterality: str = "unknown"
+    orientation: str = "unknown"
+    clock_pos: str | None = None  # 'H:MM' or a quadrant ('uoq', 'uiq', 'loq', 'liq')
+    nipple_dist_cm: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# normalisation
+
+# Typographic quotes and dashes OCR engines emit for ' and - (NFKC leaves them alone).
+_ASCII_LOOKALIKES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u02bc": "'",
+        "\u00b4": "'",
+        "`": "'",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\uff1a": ":",
+    }
+)
+
+
+def normalize_text(text: str) -> str:
+    """Upper-case ASCII with single spaces: the stored ``description`` and the parser's input.
+
+    NFKC folds full-width forms (a CJK engine may return ``：``) to ASCII before anything that is
+    still not ASCII is dropped; line breaks become spaces.
+    """
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text).translate(_ASCII_LOOKALIKES)
+    text = text.encode("ascii", "ignore").decode("ascii")
+    return " ".join(text.upper().split())
+
+
+# --------------------------------------------------------------------------------------------
+# chrome removal
+
+_NUM = r"\d+(?:\.\d+)?"
+
+_CHROME_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p)
+    for p in (
+        # times of day: 2:56:22 PM, 11:24:20, 2:56 PM (a clock position never has seconds/AM/PM)
+        r"(?<![\d:])\d{1,2}:\d{2}:\d{2}(?:\s*[AP]\.?M\.?)?(?![\d:])",
+        r"(?<![\d:])\d{1,2}:\d{2}\s*[AP]\.?M\b",
+        # dates: 5/25/2011, 2011-05-25, 24-MAY-02, 11-05-25(-142825)
+        r"(?<!\d)\d{1,2}/\d{1,2}/\d{2,4}(?!\d)",
+        r"(?<!\d)\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)",
+        r"(?<!\d)\d{1,2}-[A-Z]{3}-\d{2,4}(?!\d)",
+        r"(?<!\d)\d{2}-\d{2}-\d{2}(?:-\d+)?(?!\d)",
+        # acoustic output and system settings: MI 1.1, TIS<0.4, TIB 0.2, A0=100%, 28Hz, 60 dB
+        r"(?<![A-Z])(?:MI|TIS|TIB|TIC|TI)\s*[=<>:]?\s*\d*\.?\d+",
+        r"(?<![A-Z])A[O0]\s*[=:]?\s*\d+\s*%",
+        r"\d+(?:\.\d+)?\s*%",
+        r"\d+(?:\.\d+)?\s*(?:HZ|KHZ|MHZ|DB)(?![A-Z])",
+        r"(?<![A-Z])(?:FR|DR|GN|GAIN|PRF|WF|FPS)\s*[=:]?\s*\d+(?:\.\d+)?",
+        # probe names: L12-5, C5-1, ML6-15, 9L4, 12L5, M12L, L8-18I
+        r"(?<![A-Z0-9])[A-Z]{1,3}\d{1,2}-\d{1,2}[A-Z]?(?![A-Z0-9])",
+        r"(?<![A-Z0-9:.])\d{1,2}[A-Z]{1,2}\d{1,2}(?![A-Z0-9:])",
+        r"(?<![A-Z0-9])[A-Z]\d{1,2}[A-Z](?![A-Z0-9])",
+        # counters: IM#2, #12, CINE 0118
+        r"\S*#\s*\d+",
+        r"(?<![A-Z])CINE\s*\d+",
+        # measurement legends: D1 1.23 cm, DIST 0.8CM, L: 2.1 cm, A 1.2 cm2, VOL 3 ML
+        r"(?<![A-Z])(?:D\d?|DIST|DEPTH|AREA|VOL|CIRC|AP|W|H)\s*\d?\s*[:=]?\s*"
+        + _NUM
+        + r"\s*(?:CM|MM|ML)[23]?(?![A-Z])(?!\s*(?:FN|FROM))",
+        # any 2-decimal length, anything in mm / cm2 / cm3 / ml, unless a nipple cue follows
+        r"(?<![\d.])\d+\.\d{2,}\s*(?:CM|MM)(?![A-Z])(?!\s*(?:FN|FROM))",
+        r"(?<![\d.])" + _NUM + r"\s*(?:MM|ML)(?![A-Z])(?!\s*(?:FN|FROM))",
+        r"(?<![\d.])" + _NUM + r"\s*CM[23](?![A-Z0-9])",
+    )
+)
+
+
+def _strip_chrome(text: str) -> str:
+    for pattern in _CHROME_PATTERNS:
+        # a separator, not nothing, so that the text either side cannot fuse into a new token
+        text = pattern.sub(" | ", text)
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# OCR repair and phrase canonicalisation
+
+# Multi-word and hyphenated spellings folded into one token before the word lookup.
+_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        (r"(?<![A-Z])ANTI\s*-?\s*RAD(?:IAL)?(?![A-Z])", " ANTIRADIAL "),
+        (r"(?<![A-Z])A\s*-\s*RAD(?:IAL)?(?![A-Z])", " ANTIRADIAL "),
+        (r"(?<![A-Z])(?:RETRO|SUB)\s*-?\s*AREOLAR(?![A-Z])", " SUBAREOLAR "),
+        (r"(?<![A-Z])SUPRA\s*-?\s*CLAV(?:ICULAR)?(?![A-Z])", " SUPRACLAVICULAR "),
+        (r"(?<![A-Z])(?:SUB|INFRA)\s*-\s*CLAV(?:ICULAR)?(?![A-Z])", " SUBCLAVICULAR "),
+        (r"(?<![A-Z])(?:SUB|INFRA)\s+CLAV(?:ICULAR)?(?![A-Z])", " SUBCLAVICULAR "),
+        (r"(?<![A-Z])AX(?:ILLARY|ILLA|ILA)?\s*-?\s*TAIL(?![A-Z])", " AXTAIL "),
+        (r"(?<![A-Z])UPPER\s+OUTER(?:\s+QUAD(?:RANT)?)?(?![A-Z])", " UOQ "),
+        (r"(?<![A-Z])UPPER\s+INNER(?:\s+QUAD(?:RANT)?)?(?![A-Z])", " UIQ "),
+        (r"(?<![A-Z])LOWER\s+OUTER(?:\s+QUAD(?:RANT)?)?(?![A-Z])", " LOQ "),
+        (r"(?<![A-Z])LOWER\s+INNER(?:\s+QUAD(?:RANT)?)?(?![A-Z])", " LIQ "),
+        # glued laterality + area: LTBREAST, RTBR, LBREAST, RAXILLA
+        (
+            r"(?<![A-Z0-9])(LT|RT|L|R)(?=(?:BREAST|BRST|BR|AXILLA|AXILLARY|AXILA|AX)(?![A-Z]))",
+            r" \1 ",
+        ),
+        # glued area + laterality, seen when a engine drops a space: BREASTLT is not a word
+        (r"(?<![A-Z])(BREAST)(LT|RT|LEFT|RIGHT)(?![A-Z])", r" \1 \2 "),
+    )
+)
+
+# word -> (field, value). Whole-word lookup only; see the module docstring.
+_WORDS: dict[str, tuple[str, str]] = {}
+
+
+def _add(field: str, value: str, words: Iterable[str]) -> None:
+    for word in words:
+        _WORDS[word] = (field, value)
+
+
+_add("laterality", "left", ["LT", "LEFT", "LFT"])
+_add("laterality", "right", ["RT", "RIGHT", "RGT", "RIGH"])
+_add("area", "breast", ["BREAST", "BR", "BRST", "BREASTS", "AXTAIL"])
+_add("area", "axilla", ["AXILLA", "AXILLARY", "AX", "AXILA", "AXLLA", "AXIL", "AXILL"])
+_add(
+    "area",
+    "supraclavicular",
+    ["SUPRACLAVICULAR", "SUPRACLAV", "SUPERCLAVICULAR", "SCL", "SUPRACLAVIC"],
+)
+_add(
+    "area",
+    "subclavicular",
+    ["SUBCLAVICULAR", "SUBCLAV", "SUBCLAVCULAR", "INFRACLAVICULAR", "INFRACLAV", "ICL"],
+)
+_add("orientation", "anti-radial", ["ANTIRADIAL", "ANTIRAD", "ARAD", "ARADIAL"])
+_add("orientation", "radial", ["RADIAL", "RAD"])
+_add(
+    "orientation",
+    "trans",
+    ["TRANS", "TRV", "TRANSVERSE", "TRANSV", "TRANSVERSAL", "TRANSVERS", "TRNS", "TRANSAXIAL"],
+)
+_add(
+    "orientation",
+    "long",
+    ["LONG", "LON", "LNG", "SAG", "SAGITTAL", "SAGITAL", "SAGT", "LONGITUDINAL", "LONGIT"],
+)
+_add("orientation", "oblique", ["OBL", "OBLIQUE", "OBLQ", "OBLIQ"])
+_add("quadrant", "uoq", ["UOQ"])
+_add("quadrant", "uiq", ["UIQ"])
+_add("quadrant", "loq", ["LOQ"])
+_add("quadrant", "liq", ["LIQ"])
+_add("subareolar", "subareolar", ["SA", "SUBAREOLAR", "RETROAREOLAR", "RETROAREOLA", "SUBAREOLA"])
+
+# digits an engine returns inside a word, mapped back to the letter they resemble. Applied only
+# when the repaired token is a known word ("L0NG" -> LONG, "R1GHT" -> RIGHT); never to numbers.
+_DIGIT_AS_LETTER = str.maketrans({"0": "O", "1": "I", "5": "S", "7": "T", "8": "B", "6": "G"})
+_LETTER_AS_DIGIT = str.maketrans({"O": "0", "D": "0", "I": "1", "L": "1", "S": "5", "Z": "2"})
+
+_SINGLE_LETTER_SIDE = re.compile(
+    r"(?<![A-Z0-9])([LR])\s*(?=(?:BREAST|BRST|BR|AXILLA|AXILLARY|AXILA|AX|AXTAIL|SUPRACLAVICULAR"
+    r"|SUBCLAVICULAR|SUPRACLAV|SUBCLAV|SCL)(?![A-Z]))"
+)
+_WORD_RE = re.compile(r"(?<![A-Z0-9])[A-Z][A-Z0-9]*(?![A-Z])")
+
+
+def _words(text: str) -> list[tuple[int, str, str]]:
+    """(position, field, value) of every keyword; position keeps first-mention ordering."""
+    found: list[tuple[int, str, str]] = []
+    for m in _SINGLE_LETTER_SIDE.finditer(text):
+        found.append((m.start(), "laterality", "left" if m.group(1) == "L" else "right"))
+    for m in _WORD_RE.finditer(text):
+        token = m.group(0)
+        hit = _WORDS.get(token)
+        if hit is None and any(c.isdigit() for c in token):
+            # "L0NG" is LONG misread; "LT2" is LT glued to the clock "2:00"
+            hit = _WORDS.get(token.translate(_DIGIT_AS_LETTER))
+            if hit is None:
+                hit = _WORDS.get(token.rstrip("0123456789"))
+        if hit is not None:
+            found.append((m.start(), hit[0], hit[1]))
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------------------------
+# clock position
+
+_TYPICAL_MINUTES = ("00", "15", "30", "45")
+
+# hour / minute characters an engine confuses with digits (1O:OO, IO:OO, lO:OO)
+_CLOCK_COLON = re.compile(r"(?<![0-9.:/-])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9A-Z:])")
+_CLOCK_WEAK = re.compile(r"(?<![A-Z0-9.:/-])(\d{1,2})(?:\s*[.,]\s*|\s)(\d{2})(?![0-9:.]|\s*-)")
+_CLOCK_WORD = re.compile(
+    r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:O\s*'?\s*CLOCK|O'?\s*CLK|O'?C)(?![A-Z])"
+)
+
+
+def _hour(raw: str) -> int | None:
+    digits = raw.translate(_LETTER_AS_DIGIT)
+    if not digits.isdigit():
+        return None
+    hour = int(digits)
+    return hour if 1 <= hour <= 12 else None
+
+
+def _find_clock(text: str) -> tuple[int, str] | None:
+    """(position, 'H:MM') of the first plausible clock position in chrome-free text."""
+    hits: list[tuple[int, str]] = []
+    for m in _CLOCK_COLON.finditer(text):
+        # a misread like "IO:OO" is only trusted with a real colon and a repairable shape
+        raw = m.group(1)
+        if not raw.isdigit() and m.start() > 0 and text[m.start() - 1].isalpha():
+            continue  # "LO:" inside a word; a glued "RT10:00" (all digits) is still fine
+        hour = _hour(raw)
+        minute = m.group(2).translate(_LETTER_AS_DIGIT)
+        if hour is not None and minute.isdigit() and int(minute) < 60:
+            hits.append((m.start(), f"{hour}:{minute}"))
+    for m in _CLOCK_WEAK.finditer(text):
+        hour = _hour(m.group(1))
+        minute = m.group(2)
+        # a following CM/MM makes it a length ("2.30 CM"), not a clock
+        tail = text[m.end() : m.end() + 4].lstrip()
+        if hour is not None and minute in _TYPICAL_MINUTES and not tail.startswith(("CM", "MM")):
+            hits.append((m.start(), f"{hour}:{minute}"))
+    for m in _CLOCK_WORD.finditer(text):
+        # "LOC" (GE LOGIQ misread) must not become 1 o'clock: one real digit is required
+        hour = _hour(m.group(1)) if any(c.isdigit() for c in m.group(1)) else None
+        if hour is not None:
+            hits.append((m.start(), f"{hour}:00"))
+    return min(hits) if hits else None
+
+
+# --------------------------------------------------------------------------------------------
+# nipple distance
+
+_DIST_NUM = r"[0-9SIOZ]{1,2}(?:\.\d)?"
+_NIPPLE_CUE = r"(?:FN|F\.N\.?|FNP|FR\s*NIP(?:PLE)?|FROM\s*(?:THE\s*)?NIP(?:PLE)?|FROM\s*N)(?![A-Z])"
+_DIST_WITH_CUE = re.compile(
+    rf"(?<![A-Z0-9.:/])({_DIST_NUM})(?:\s*-\s*({_DIST_NUM}))?\s*(?:CM\s*)?{_NIPPLE_CUE}"
+)
+_DIST_BARE = re.compile(rf"(?<![A-Z0-9.:/])({_DIST_NUM})(?:\s*-\s*({_DIST_NUM}))?\s*CM(?![A-Z0-9])")
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    # "SCM" is "5CM", "ICM" is "1CM", "1OCM" is "10CM": letters only ever stand for digits here
+    repaired = raw.translate(_LETTER_AS_DIGIT)
+    try:
+        return float(repaired)
+    except ValueError:
+        return None
+
+
+def _distance(m: re.Match[str]) -> float | None:
+    low, high = _number(m.group(1)), _number(m.group(2))
+    if low is None:
+        return None
+    value = low if high is None else (low + high) / 2.0
+    if high is not None and high < low:
+        return None
+    if value <= 0 or value > MAX_NIPPLE_DIST_CM:
+        return None
+    return round(value, 2)
+
+
+def _find_distance(text: str, has_context: bool) -> float | None:
+    for m in _DIST_WITH_CUE.finditer(text):
+        if m.group(1).isalpha() and m.group(2) is None and "CM" not in m.group(0):
+            continue  # "S FN" without a CM is too weak to call a number
+        value = _distance(m)
+        if value is not None:
+            return value
+    if not has_context:
+        return None
+    for m in _DIST_BARE.finditer(text):
+        value = _distance(m)
+        if value is not None:
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# the parser
+
+
+def _single(values: list[str]) -> str:
+    """The one value named, or 'unknown' when none or several different ones are named."""
+    distinct = list(dict.fromkeys(values))
+    return distinct[0] if len(distinct) == 1 else "unknown"
+
+
+def parse_annotation(text: str) -> ParsedAnnotation:
+    """Parse an annotation (raw OCR text or an already normalised description) into fields."""
+    norm = normalize_text(text)
+    if not norm:
+        return ParsedAnnotation()
+    clean = _strip_chrome(f" {norm} ")
+    for pattern, repl in _PHRASES:
+        clean = pattern.sub(repl, clean)
+
+    words = _words(clean)
+    by_field: dict[str, list[str]] = {}
+    for _, field, value in words:
+        by_field.setdefault(field, []).append(value)
+
+    laterality = _single(by_field.get("laterality", []))
+    orientation = _single(by_field.get("orientation", []))
+
+    clock = _find_clock(clean)
+    quadrants = by_field.get("quadrant", [])
+    subareolar = bool(by_field.get("subareolar"))
+    if clock is not None:
+        clock_pos: str | None = clock[1]
+    elif quadrants:
+        clock_pos = _single(quadrants)
+        clock_pos = None if clock_pos == "unknown" else clock_pos
+    else:
+        clock_pos = None
+
+    areas = by_field.get("area", [])
+    # the first area named wins: "RT AXILLA ... BREAST" is rare, and sonographers lead with it
+    area = areas[0] if areas else "unknown"
+
+    has_context = bool(laterality != "unknown" or clock_pos is not None or areas or subareolar)
+    nipple = _find_distance(clean, has_context)
+
+    if area == "unknown" and (clock_pos is not None or nipple is not None or subareolar):
+        area = "breast"
+    return ParsedAnnotation(
+        area=area,
+        laterality=laterality,
+        orientation=orientation,
+        clock_pos=clock_pos,
+        nipple_dist_cm=nipple,
+    )
