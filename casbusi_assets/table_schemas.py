@@ -209,3 +209,28 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "breast_table": BREAST_TABLE,
     "ocr_table": OCR_TABLE,
 }
+
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "dicom_catalog": "One row per zip member (quarantined ones included).",
+    "image_table": "One row per still image (SOP instance) with its PNG file.",
+    "video_table": "One row per cine clip with the folder of its saved frames.",
+    "case_table": "The case CSV as delivered, validated and typed, one row per biopsy.",
+    "case_study_table": "One row per (patient, accession) with study fields and trust score.",
+    "breast_table": "Two rows (LEFT, RIGHT) per (patient, accession) with biopsy outcomes.",
+    "ocr_table": "Burned-in annotation text of each image / clip, parsed into fields.",
+}
+
+
+def render_markdown() -> str:
+    """docs/tables.md: regenerate with `python -m casbusi_assets.table_schemas > docs/tables.md`."""
+    out = ["# Tables", "", "Generated from `casbusi_assets/table_schemas.py`; every table is a "
+           "DuckDB view named as below over `<home>/warehouse/<table>/batch_id=*/data.parquet`.", ""]
+    for name, schema in TABLE_SCHEMAS.items():
+        out += [f"## `{name}`", "", TABLE_DESCRIPTIONS[name], "", "| column | type |", "|---|---|"]
+        out += [f"| `{f.name}` | {f.type} |" for f in schema]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
