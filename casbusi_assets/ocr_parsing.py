@@ -226,9 +226,13 @@ _add("subareolar", "subareolar", ["SA", "SUBAREOLAR", "RETROAREOLAR", "RETROAREO
 _DIGIT_AS_LETTER = str.maketrans({"0": "O", "1": "I", "5": "S", "7": "T", "8": "B", "6": "G"})
 _LETTER_AS_DIGIT = str.maketrans({"O": "0", "D": "0", "I": "1", "L": "1", "S": "5", "Z": "2"})
 
+_AREA_WORDS = sorted((w for w, (f, _) in _WORDS.items() if f == "area"), key=len, reverse=True)
+_QUADRANT_WORDS = sorted(w for w, (f, _) in _WORDS.items() if f == "quadrant")
+# L / R alone: only directly before an area word, a quadrant or a clock ("R 12:00 7CM FN")
 _SINGLE_LETTER_SIDE = re.compile(
-    r"(?<![A-Z0-9])([LR])\s*(?=(?:BREAST|BRST|BR|AXILLA|AXILLARY|AXILA|AX|AXTAIL|SUPRACLAVICULAR"
-    r"|SUBCLAVICULAR|SUPRACLAV|SUBCLAV|SCL)(?![A-Z]))"
+    r"(?<![A-Z0-9])([LR])\s*(?=(?:(?:"
+    + "|".join(_AREA_WORDS + _QUADRANT_WORDS)
+    + r")(?![A-Z])|\d{1,2}\s*[:;.]\s*\d{2}(?![\d.])|\d{1,2}\s*O'?\s*C))"
 )
 _WORD_RE = re.compile(r"(?<![A-Z0-9])[A-Z][A-Z0-9]*(?![A-Z])")
 
@@ -307,6 +311,10 @@ _NIPPLE_CUE = r"(?:FN|F\.N\.?|FNP|FR\s*NIP(?:PLE)?|FROM\s*(?:THE\s*)?NIP(?:PLE)?
 _DIST_WITH_CUE = re.compile(
     rf"(?<![A-Z0-9.:/])({_DIST_NUM})(?:\s*-\s*({_DIST_NUM}))?\s*(?:CM\s*)?{_NIPPLE_CUE}"
 )
+# the cue written first: "FN 3CM", "FN 4-5 CM"
+_DIST_CUE_FIRST = re.compile(
+    rf"(?<![A-Z])FN\s*[:=]?\s*({_DIST_NUM})(?:\s*-\s*({_DIST_NUM}))?\s*CM(?![A-Z])"
+)
 _DIST_BARE = re.compile(rf"(?<![A-Z0-9.:/])({_DIST_NUM})(?:\s*-\s*({_DIST_NUM}))?\s*CM(?![A-Z0-9])")
 
 
@@ -334,6 +342,10 @@ def _distance(m: re.Match[str]) -> float | None:
 
 
 def _find_distance(text: str, has_context: bool) -> float | None:
+    for m in _DIST_CUE_FIRST.finditer(text):
+        value = _distance(m)
+        if value is not None:
+            return value
     for m in _DIST_WITH_CUE.finditer(text):
         if m.group(1).isalpha() and m.group(2) is None and "CM" not in m.group(0):
             continue  # "S FN" without a CM is too weak to call a number
