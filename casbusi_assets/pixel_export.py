@@ -1,0 +1,394 @@
+"""Decode DICOM frames to 8-bit arrays and write them as PNG files.
+
+Stills: Doppler images keep their colour; everything else becomes single-channel grey after its
+yellow annotation pixels are whitened (the original tool's rule, made tolerant to JPEG noise).
+Cines: selected frames per a policy, grey unless the first frame is Doppler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import tempfile
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut, convert_color_space, get_decoder
+from pydicom.uid import UID, ImplicitVRLittleEndian
+
+FRAME_POLICIES = ("every_nth", "first_middle", "all")
+
+# Doppler rule of the original tool (casbusi-spec 3.5): a "red" pixel has red as its largest
+# channel, R-B >= 100, R-G >= 100 and R >= 200; "blue" likewise.
+DOPPLER_MIN_DIFF = 100
+DOPPLER_MIN_VALUE = 200
+# The original answered "Doppler" on a single red and a single blue pixel, so one stray
+# coloured pixel (a logo, a colour bar tick) kept a B-mode image in colour. A real colour-flow
+# box has hundreds to thousands of such pixels even when small.
+DOPPLER_MIN_PIXELS = 20
+
+# Yellow annotation text/markers: the original only matched exact (255, 255, 0), which lossy
+# compression rarely leaves intact (US1_J2KI, a lossy JPEG 2000 copy of US1, turns its yellow into
+# (252..255, 253..255, 0..3) and JPEG 4:2:2 shifts edges further). Grey tissue has R~=G~=B, so
+# "R and G high, close to each other, B low" cannot be anatomy. R~=G matters: power-Doppler
+# colour maps run through orange (255, 150..230, 0), which must not count as yellow; measured on
+# US1, a 16-level R-G tolerance keeps all orange flow pixels out.
+YELLOW_MIN_RG = 220
+YELLOW_MAX_B = 60
+YELLOW_MAX_R_G_DIFF = 16
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    array: np.ndarray  # uint8, HxW (gray) or HxWx3 (RGB)
+    is_doppler: bool
+    stored_as: str  # 'gray' | 'rgb'
+    yellow_pixels_whitened: int
+
+
+class PixelDecodeError(Exception):
+    """Pixel data could not be decoded; the message says which file/frame and why."""
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    tsuid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if tsuid is None:
+        # A force-read file without file meta is implicit VR little endian by definition.
+        ds.file_meta = meta if meta is not None else FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        tsuid = ImplicitVRLittleEndian
+    return UID(str(tsuid))
+
+
+def _to_uint8(arr: np.ndarray, bits: int) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if bits <= 8 and arr.min() >= 0:
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    top = float(2**bits - 1)
+    return np.clip(np.rint(arr.astype(np.float32) * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def _window_gray(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Map a >8-bit grey frame to 8 bits: the file's window when it has one, else min..max.
+
+    The window is the device's own choice of what to show; without one, the frame's real
+    min..max uses the whole 8-bit range (a fixed 16-bit scale would leave a 12-bit image dark).
+    """
+    data = apply_modality_lut(arr, ds).astype(np.float32)
+    lo = hi = None
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is not None and width is not None:
+        c, w = float(_first(center)), float(_first(width))
+        if w > 1:
+            lo, hi = c - w / 2, c + w / 2
+    if lo is None or hi is None:
+        lo, hi = float(data.min()), float(data.max())
+    if hi <= lo:
+        return np.zeros(data.shape, dtype=np.uint8)
+    return np.clip(np.rint((data - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+
+
+def _first(value: Any) -> Any:
+    # Window Center/Width may be multi-valued (several presets); the first is the default view.
+    return value[0] if isinstance(value, MultiValue | list | tuple) else value
+
+
+def decode_frame(ds: Dataset, index: int = 0) -> np.ndarray:
+    """Frame `index` of `ds` as uint8 HxW (grey) or HxWx3 (RGB), decoding only that frame.
+
+    Handles MONOCHROME1/2, RGB, YBR_* (converted to RGB), PALETTE COLOR (LUT applied), planar
+    configuration, and >8-bit data (windowed or min-max scaled to 8 bits).
+    Raises PixelDecodeError when the frame cannot be decoded.
+    """
+    tsuid = _transfer_syntax(ds)
+    try:
+        decoder = get_decoder(tsuid)
+        arr, props = decoder.as_array(ds, index=index)
+    except NotImplementedError as exc:
+        raise PixelDecodeError(f"no pixel decoder for transfer syntax {tsuid.name}") from exc
+    except Exception as exc:  # noqa: BLE001 - plugin errors come in many types
+        raise PixelDecodeError(
+            f"cannot decode frame {index} ({tsuid.name}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+    pi = str(
+        getattr(props.get("photometric_interpretation"), "value", None)
+        or props.get("photometric_interpretation")
+        or ""
+    )
+    bits = int(props.get("bits_stored") or props.get("bits_allocated") or 8)
+    if pi == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        # LUT entries are 8 or 16 bits wide (descriptor), independent of the stored bits.
+        lut_bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        out = _to_uint8(rgb, 16 if rgb.dtype != np.uint8 and lut_bits > 8 else 8)
+    elif arr.ndim == 3 and arr.shape[-1] == 3:
+        if pi.startswith("YBR"):
+            # Decoders convert YBR_FULL(_422) and J2K RCT/ICT to RGB themselves; anything still
+            # YBR here is native YBR data that as_rgb did not cover.
+            arr = convert_color_space(arr, "YBR_FULL", "RGB")
+        out = _to_uint8(arr, bits)
+    elif arr.ndim == 2:
+        out = arr if arr.dtype == np.uint8 and bits <= 8 else _window_gray(arr, ds)
+        if pi == "MONOCHROME1":
+            out = 255 - out  # MONOCHROME1: 0 is white
+    else:
+        raise PixelDecodeError(f"unexpected decoded frame shape {arr.shape} ({pi})")
+    return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------- colour rules
+
+
+def _colour_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+    red = (r >= g) & (r >= b) & (r - b >= DOPPLER_MIN_DIFF) & (r - g >= DOPPLER_MIN_DIFF)
+    red &= r >= DOPPLER_MIN_VALUE
+    blue = (b >= g) & (b >= r) & (b - r >= DOPPLER_MIN_DIFF) & (b - g >= DOPPLER_MIN_DIFF)
+    blue &= b >= DOPPLER_MIN_VALUE
+    return red, blue
+
+
+def is_doppler(rgb: np.ndarray, min_pixels: int = DOPPLER_MIN_PIXELS) -> bool:
+    """True when the RGB image holds both Doppler red and Doppler blue (>= min_pixels each)."""
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        return False
+    red, blue = _colour_masks(rgb)
+    return int(red.sum()) >= min_pixels and int(blue.sum()) >= min_pixels
+
+
+def yellow_mask(rgb: np.ndarray) -> np.ndarray:
+    """Pixels that are yellow annotation (see the YELLOW_* thresholds for the reasoning)."""
+    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+    return (
+        (r >= YELLOW_MIN_RG)
+        & (g >= YELLOW_MIN_RG)
+        & (b <= YELLOW_MAX_B)
+        & (np.abs(r - g) <= YELLOW_MAX_R_G_DIFF)
+    )
+
+
+def _to_gray(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """Whiten yellow pixels, then convert to grey; returns (gray, whitened count)."""
+    mask = yellow_mask(rgb)
+    count = int(mask.sum())
+    if count:
+        rgb = rgb.copy()
+        rgb[mask] = 255
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), count
+
+
+def prepare_still(
+    pixels: np.ndarray, photometric: str | None = None, keep_colour: bool | None = None
+) -> PreparedImage:
+    """Decide how a decoded frame is stored: colour for Doppler, single-channel grey otherwise.
+
+    `photometric` is the file's original interpretation (MONOCHROME* means grey whatever the
+    array shape). `keep_colour` overrides the Doppler test (cine frames follow the first frame).
+    """
+    if pixels.ndim == 2 or (photometric or "").startswith("MONOCHROME"):
+        gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        return PreparedImage(gray, False, "gray", 0)
+    doppler = is_doppler(pixels) if keep_colour is None else keep_colour
+    if doppler:
+        return PreparedImage(pixels, True, "rgb", 0)
+    gray, whitened = _to_gray(pixels)
+    return PreparedImage(gray, False, "gray", whitened)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray, compression: int = 1) -> int:
+    """Write `array` (HxW grey or HxWx3 RGB) as PNG atomically; returns the bytes written.
+
+    zlib level 1 is ~3x faster than the default 3-6 for ultrasound frames at a few % more bytes.
+    The temp file lives in the target folder so os.replace is an atomic rename: a reader never
+    sees a half-written PNG, and a crash leaves at most a stray *.tmp file, never a bad PNG.
+    """
+    path = Path(path)
+    img = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return int(buf.size)
+
+
+def select_frames(n_frames: int, policy: str, every_n: int = 4) -> list[int]:
+    """0-based frame indices to save: 'every_nth' (0, n, 2n, ...), 'first_middle', 'all'."""
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    if policy == "every_nth":
+        if every_n < 1:
+            raise ValueError(f"every_n must be >= 1, got {every_n}")
+        return list(range(0, n_frames, every_n))
+    if policy == "first_middle":
+        return sorted({0, n_frames // 2}) if n_frames else []
+    if policy == "all":
+        return list(range(n_frames))
+    raise ValueError(f"unknown frame policy {policy!r}; expected one of {FRAME_POLICIES}")
+
+
+_UNSAFE_RUN = re.compile(r"[^0-9A-Za-z._-]+")
+_MAX_STEM = 100
+
+
+def safe_file_stem(uid: str) -> str:
+    """A file-name stem from an untrusted SOPInstanceUID that cannot escape or collide.
+
+    Keeps [0-9A-Za-z._-], collapses other runs to '_', stops leading dots (hidden files), caps
+    the length. Whenever the result differs from the input, or has upper-case letters (which
+    collide with lower-case on macOS/Windows file systems), an 80-bit hash of the original is
+    appended, so two different UIDs never share a name. Real UIDs (digits and dots) pass through.
+    Raises ValueError for '', '.', '..'.
+    """
+    if uid is None or uid.strip() in ("", ".", ".."):
+        raise ValueError(f"refusing unusable file name stem {uid!r}")
+    stem = _UNSAFE_RUN.sub("_", uid)
+    stem = re.sub(r"^\.+", "_", stem)[:_MAX_STEM]
+    if stem != uid or stem.lower() != stem or re.search(r"--h[0-9a-f]{20}$", stem):
+        stem = f"{stem}--h{hashlib.sha256(uid.encode('utf-8', 'surrogatepass')).hexdigest()[:20]}"
+    return stem
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def _read(data: bytes) -> Dataset:
+    force = False
+    if data[:4] == b"DICM":
+        data = bytes(128) + data  # prefix without preamble: restore the preamble
+    elif data[128:132] != b"DICM":
+        force = True  # raw dataset without preamble; the catalog already vetted the file
+    try:
+        return pydicom.dcmread(BytesIO(data), force=force)
+    except Exception as exc:  # noqa: BLE001
+        raise PixelDecodeError(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _photometric(ds: Dataset) -> str | None:
+    value = ds.get("PhotometricInterpretation")
+    return str(value).strip() if value else None
+
+
+def _index_frames(ds: Dataset, n_frames: int) -> None:
+    """Add an Extended Offset Table when frames are one fragment each and no offsets exist.
+
+    Without offsets, pydicom re-scans every fragment from the start for each frame it fetches,
+    which is quadratic in the frame count for long cines; with them each lookup is O(1).
+    """
+    tsuid = _transfer_syntax(ds)
+    if not tsuid.is_encapsulated or n_frames < 2 or "ExtendedOffsetTable" in ds:
+        return
+    data = ds.PixelData
+    if len(data) < 8 or struct.unpack_from("<I", data, 4)[0] != 0:
+        return  # a Basic Offset Table is present: pydicom already seeks directly
+    pos, offsets, lengths = 8, [], []
+    while pos + 8 <= len(data):
+        group, elem, length = struct.unpack_from("<HHI", data, pos)
+        if (group, elem) != (0xFFFE, 0xE000):
+            break
+        offsets.append(pos - 8)
+        lengths.append(length)
+        pos += 8 + length
+    if len(offsets) == n_frames:
+        ds.ExtendedOffsetTable = struct.pack(f"<{n_frames}Q", *offsets)
+        ds.ExtendedOffsetTableLengths = struct.pack(f"<{n_frames}Q", *lengths)
+
+
+def export_still(data: bytes, out_path: str | os.PathLike[str], compression: int = 1) -> dict:
+    """Decode frame 0 of a still, prepare it and write one PNG; returns IMAGE_TABLE fields."""
+    ds = _read(data)
+    photometric = _photometric(ds)
+    prepared = prepare_still(decode_frame(ds, 0), photometric)
+    png_bytes = write_png(out_path, prepared.array, compression)
+    return {
+        "is_doppler": prepared.is_doppler,
+        "original_photometric_interpretation": photometric,
+        "stored_as": prepared.stored_as,
+        "yellow_pixels_whitened": prepared.yellow_pixels_whitened,
+        "rows": int(prepared.array.shape[0]),
+        "columns": int(prepared.array.shape[1]),
+        "png_bytes": png_bytes,
+    }
+
+
+def export_video(
+    data: bytes,
+    out_dir: str | os.PathLike[str],
+    policy: str = "every_nth",
+    every_n: int = 4,
+    compression: int = 1,
+) -> dict[str, Any]:
+    """Write the policy's frames as out_dir/frame_{i:04d}.png; returns VIDEO_TABLE fields.
+
+    Frames are grey unless the first frame is Doppler (then all keep colour, so a loop never
+    switches between colour and grey). Frame files from an earlier run that the current policy
+    no longer selects are removed, so a re-run leaves exactly this run's frames.
+    """
+    ds = _read(data)
+    photometric = _photometric(ds)
+    try:
+        n_frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        n_frames = 1
+    indices = select_frames(n_frames, policy, every_n)
+    _index_frames(ds, n_frames)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keep_colour: bool | None = None
+    written: set[str] = set()
+    rows = cols = None
+    for i in indices:
+        prepared = prepare_still(decode_frame(ds, i), photometric, keep_colour)
+        if keep_colour is None:
+            keep_colour = prepared.is_doppler
+        rows, cols = prepared.array.shape[:2]
+        name = f"frame_{i:04d}.png"
+        write_png(out / name, prepared.array, compression)
+        written.add(name)
+    for stale in out.glob("frame_*.png"):
+        if stale.name not in written:
+            stale.unlink()
+    return {
+        "frames_dir": str(out),
+        "n_frames": n_frames,
+        "saved_frames": len(indices),
+        "saved_frame_indices": json.dumps(indices),
+        "frame_policy": policy,
+        "is_doppler": bool(keep_colour),
+        "original_photometric_interpretation": photometric,
+        "rows": int(rows) if rows is not None else _int_or_none(ds.get("Rows")),
+        "columns": int(cols) if cols is not None else _int_or_none(ds.get("Columns")),
+    }
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
