@@ -162,8 +162,12 @@ def _looks_like_raw_dataset(data: bytes) -> bool:
     return False
 
 
-def _read_dataset(data: bytes) -> tuple[Dataset, list[str]]:
-    """Parse every element, returning the dataset and pydicom's read warnings."""
+def _read_dataset(data: bytes) -> tuple[Dataset, _Quarantine | None]:
+    """Parse every element; returns the dataset and a 'truncated' problem if it was cut short.
+
+    A truncated file still yields its dataset, so the catalog can fill every column it has.
+    Raises _Quarantine for files that are not DICOM at all.
+    """
     if not data:
         raise _Quarantine("not_dicom", "empty file (0 bytes), expected a DICOM file")
     force = False
@@ -193,8 +197,13 @@ def _read_dataset(data: bytes) -> tuple[Dataset, list[str]]:
                 "not_dicom", f"DICOM parser failed: {type(exc).__name__}: {exc}"
             ) from exc
     messages = [str(w.message) for w in caught]
-    _check_parsed_to_end(ds, len(data), messages)
-    return ds, messages
+    try:
+        _check_parsed_to_end(ds, len(data), messages)
+    except _Quarantine as q:
+        if q.code != "truncated":
+            raise
+        return ds, q
+    return ds, None
 
 
 def _check_parsed_to_end(ds: Dataset, size: int, messages: list[str]) -> None:
@@ -293,7 +302,8 @@ def _header_json(ds: Dataset, member_path: str) -> str:
         return json.dumps(out, separators=(",", ":"))
 
 
-def _expected_native_bytes(ds: Dataset, frames: int) -> int | None:
+def _expected_native_bytes(ds: Dataset, frames: int) -> tuple[int, str] | None:
+    """Bytes native pixel data needs, and the formula in words for the error message."""
     rows, cols = _as_int(_safe_get(ds, "Rows")), _as_int(_safe_get(ds, "Columns"))
     bits = _as_int(_safe_get(ds, "BitsAllocated"))
     spp = _as_int(_safe_get(ds, "SamplesPerPixel")) or 1
@@ -301,9 +311,10 @@ def _expected_native_bytes(ds: Dataset, frames: int) -> int | None:
         return None
     if _text(_safe_get(ds, "PhotometricInterpretation")) == "YBR_FULL_422":
         spp = 2  # native 4:2:2 stores two samples per pixel (Y Y Cb Cr per pixel pair)
+    formula = f"{rows} rows x {cols} columns x {spp} samples x {bits} bits x {frames} frame(s)"
     if bits == 1:
-        return math.ceil(rows * cols * spp * frames / 8)
-    return rows * cols * spp * (bits // 8) * frames
+        return math.ceil(rows * cols * spp * frames / 8), formula
+    return rows * cols * spp * (bits // 8) * frames, formula
 
 
 def _check_codestream(tsuid: str, frame: bytes, index: int, ds: Dataset) -> None:
@@ -358,16 +369,16 @@ def validate_pixels(ds: Dataset, pixel_data: bytes, frames: int) -> None:
         str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")) if meta else "1.2.840.10008.1.2"
     )
     if not tsuid.is_encapsulated:
-        expected = _expected_native_bytes(ds, frames)
-        if expected is None:
+        need = _expected_native_bytes(ds, frames)
+        if need is None:
             raise _Quarantine(
                 "undecodable_pixels", "pixel data present but Rows/Columns/BitsAllocated missing"
             )
+        expected, formula = need
         if len(pixel_data) < expected:
             raise _Quarantine(
                 "truncated",
-                f"native pixel data has {len(pixel_data)} bytes, expected {expected} "
-                f"(rows x columns x samples x bytes x {frames} frame(s))",
+                f"native pixel data has {len(pixel_data)} bytes, expected {expected} ({formula})",
             )
         return
     try:
@@ -409,12 +420,12 @@ def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
     row = empty_row(member_path)
     row["file_size"] = len(data)
     row["file_sha256"] = hashlib.sha256(data).hexdigest()
-    problems: list[_Quarantine] = []
     try:
-        ds, _ = _read_dataset(data)
+        ds, truncation = _read_dataset(data)
     except _Quarantine as q:
         row.update(status="quarantined", error_code=q.code, error=q.message)
         return row
+    problems: list[_Quarantine] = [truncation] if truncation else []
 
     for col, kw in _STRING_TAGS.items():
         row[col] = _text(_safe_get(ds, kw))
@@ -434,16 +445,18 @@ def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         problems.append(_Quarantine("undecodable_pixels", f"PixelData unreadable: {exc}"))
     if pixel_data is None:
-        row["kind"] = "no_pixels"
+        # A cut file may have lost its pixel data element: then the kind is unknown.
+        row["kind"] = None if truncation else "no_pixels"
     else:
         frames = _as_int(_safe_get(ds, "NumberOfFrames")) or 1
         row["number_of_frames"] = frames
         row["kind"] = "video" if frames > 1 else "image"
         row["pixel_sha256"] = hashlib.sha256(pixel_data).hexdigest()
-        try:
-            validate_pixels(ds, pixel_data, frames)
-        except _Quarantine as q:
-            problems.append(q)
+        if not truncation:
+            try:
+                validate_pixels(ds, pixel_data, frames)
+            except _Quarantine as q:
+                problems.append(q)
 
     missing = [kw for kw in _REQUIRED_IDS if not _text(_safe_get(ds, kw))]
     if missing:
