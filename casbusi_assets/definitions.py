@@ -28,9 +28,9 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def build_resources() -> dict[str, object]:
-    """The resources of a deployment, from the environment; the CLI and tests reuse this."""
-    home = _env("CASBUSI_HOME", "")
+def build_resources(home: str | None = None) -> dict[str, object]:
+    """The resources of a deployment, from the environment; `home` overrides $CASBUSI_HOME."""
+    home = home if home is not None else _env("CASBUSI_HOME", "")
     return {
         "casbusi_home": CasbusiHome(home=home),
         "warehouse_io_manager": WarehouseIOManager(home=home),
@@ -53,10 +53,17 @@ def build_resources() -> dict[str, object]:
 
 ASSET_MODULES = [ingest, images, videos, cases]
 
-defs = dg.Definitions(
-    assets=[*dg.load_assets_from_modules(ASSET_MODULES), ingest.inbox_zip],
-    jobs=[batch_job],
-    sensors=[inbox_sensor],
-    resources=build_resources(),
-    loggers={"console": compact_console_logger},
-)
+
+
+def build_definitions(home: str | None = None) -> dg.Definitions:
+    """The code location's Definitions; the CLI builds one per home it runs against."""
+    return dg.Definitions(
+        assets=[*dg.load_assets_from_modules(ASSET_MODULES), ingest.inbox_zip],
+        jobs=[batch_job],
+        sensors=[inbox_sensor],
+        resources=build_resources(home),
+        loggers={"console": compact_console_logger},
+    )
+
+
+defs = build_definitions()

@@ -34,9 +34,18 @@ class _CompactFormatter(logging.Formatter):
         return f"{stamp} {step:<18} {message}"
 
 
-class _SkipEmpty(logging.Filter):
+class _StepEventsAndMessages(logging.Filter):
+    """Step events arrive at DEBUG level; keep those we name, and messages at `level` or above."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return bool(_CompactFormatter().format(record))
+        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+        if event is not None:
+            return event.event_type_value in _EVENT_WORDS
+        return record.levelno >= self.level
 
 
 @dg.logger(
@@ -44,13 +53,13 @@ class _SkipEmpty(logging.Filter):
     description="Compact one-line-per-event console output.",
 )
 def compact_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
-    level = init_context.logger_config["log_level"]
+    level = logging.getLevelName(init_context.logger_config["log_level"].upper())
     logger = logging.getLogger("casbusi")
-    logger.setLevel(level)
+    logger.setLevel(logging.DEBUG)
     logger.handlers.clear()
     logger.propagate = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CompactFormatter())
-    handler.addFilter(_SkipEmpty())
+    handler.addFilter(_StepEventsAndMessages(level))
     logger.addHandler(handler)
     return logger

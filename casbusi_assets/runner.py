@@ -68,8 +68,10 @@ def run_batch(
     ensure_dagster_home(home)
     register_zip(home, key, zip_path)
 
-    from casbusi_assets.definitions import defs
+    from casbusi_assets.definitions import build_definitions
 
+    # This run writes to `home`, whatever home the module-level definitions were loaded with.
+    defs = build_definitions(str(home.root))
     with dg.DagsterInstance.get() as instance:
         if not instance.has_dynamic_partition(batch_partitions.name, key):
             instance.add_dynamic_partitions(batch_partitions.name, [key])
@@ -88,6 +90,7 @@ def run_batch(
             partition_key=key,
             instance=instance,
             raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             asset_selection=[dg.AssetKey(n) for n in chosen],
             tags={"casbusi/zip": str(zip_path), "casbusi/launched_by": "cli"},
         )

@@ -17,7 +17,7 @@ from casbusi_assets.case_tables import (
 )
 from casbusi_assets.partitions import batch_partitions
 from casbusi_assets.resources import CasbusiHome, CaseCsvSource, IngestSettings
-from casbusi_assets.zip_members import open_batch_zip, read_root_file
+from casbusi_assets.zip_members import BatchArchiveError, open_batch_zip, read_root_file
 
 _TABLE = {
     "partitions_def": batch_partitions,
@@ -28,7 +28,9 @@ _TABLE = {
 }
 
 
-@dg.asset(deps=["inbox_zip"], **_TABLE)
+# After dicom_catalog: it validates the archive once and fails the run with the reason if it is
+# unreadable, so nothing else re-reports the same broken zip.
+@dg.asset(deps=["inbox_zip", "dicom_catalog"], **_TABLE)
 def case_table(
     context: dg.AssetExecutionContext,
     casbusi_home: CasbusiHome,
@@ -46,8 +48,11 @@ def case_table(
         data, source = path.read_bytes(), str(path)
     else:
         zip_path = find_zip(casbusi_home.layout(), batch_id)
-        with open_batch_zip(zip_path, ingest_settings.limits()) as zf:
-            data = read_root_file(zf, case_csv_source.member_name)
+        try:
+            with open_batch_zip(zip_path, ingest_settings.limits()) as zf:
+                data = read_root_file(zf, case_csv_source.member_name)
+        except BatchArchiveError as exc:
+            raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
         source = f"zip:{case_csv_source.member_name}"
         if data is None:
             context.log.warning(f"{zip_path.name} holds no {case_csv_source.member_name}; "
