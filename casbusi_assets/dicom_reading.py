@@ -3,7 +3,9 @@
 Nothing here raises for one bad member: every problem becomes `status='quarantined'` with an
 `error_code` from `table_schemas.QUARANTINE_CODES` and a one-line `error` saying what is wrong.
 Pixel data is validated structurally (lengths, frame counts, codestream end markers), which is
-cheap; full decoding is left to the image/video export, which decodes anyway.
+cheap (measured: 5 ms for a 720-frame 36 MB JPEG cine whose full decode takes ~14 s; 0.3 ms
+for a J2K still that decodes in 55 ms); full decoding is left to the image/video export, which
+decodes anyway.
 """
 
 from __future__ import annotations
@@ -516,14 +518,17 @@ def catalog_zip(
     limits: ZipLimits = DEFAULT_LIMITS,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    executor: str = "process",
+    executor: str = "thread",
 ) -> pd.DataFrame:
     """Catalogue every member of a batch zip: one DICOM_CATALOG row each, sorted by member_path.
 
     Raises BatchArchiveError (from zip_members) only when the archive as a whole is unusable.
-    `executor` is 'process' (default: parsing is CPU-bound Python, so processes scale with cores
-    where threads contend for the GIL), 'thread', or 'serial'. `progress(done, total)` is called
-    about every 2% and at the end.
+    `executor` is 'thread' (default), 'process' or 'serial'. Threads won on the 2-core dev box:
+    inflating and hashing release the GIL, and processes pay ~1 s of spawn/import start-up per
+    batch (measured: realistic 84-member/244 MB mix 1.9 s threads vs 4.2 s processes vs 2.6 s
+    serial; 884 members 7.9 s vs 8.6 s vs 7.2 s on a loaded machine). Try 'process' on many-core
+    hosts with batches of thousands of small files, where pydicom parsing holds the GIL.
+    `progress(done, total)` is called about every 2% and at the end.
     """
     zip_path = os.fspath(zip_path)
     workers = workers or default_workers()
