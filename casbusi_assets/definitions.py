@@ -10,15 +10,17 @@ import os
 
 import dagster as dg
 
-from casbusi_assets.assets import cases, images, ingest, videos
+from casbusi_assets.assets import cases, images, ingest, ocr, videos
 from casbusi_assets.io_managers import WarehouseIOManager
 from casbusi_assets.jobs import batch_job
 from casbusi_assets.loggers import compact_console_logger
 from casbusi_assets.resources import (
     CasbusiHome,
     CaseCsvSource,
+    DeviceResource,
     InboxSettings,
     IngestSettings,
+    OcrEngineResource,
     VideoFramePolicy,
 )
 from casbusi_assets.sensors import inbox_sensor
@@ -45,13 +47,22 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             every_n=int(_env("CASBUSI_FRAME_EVERY_N", "4")),
         ),
         "case_csv_source": CaseCsvSource(override_path=_env("CASBUSI_CASE_CSV", "")),
+        "device": DeviceResource(
+            device=_env("CASBUSI_DEVICE", "auto"),
+            batch_size=int(_env("CASBUSI_BATCH_SIZE", "8")),
+        ),
+        "ocr_engine": OcrEngineResource(
+            engine=_env("CASBUSI_OCR_ENGINE", "rapidocr"),
+            model_dir=_env("CASBUSI_OCR_MODEL_DIR", ""),
+            min_score=float(_env("CASBUSI_OCR_MIN_SCORE", "0.5")),
+        ),
         "inbox_settings": InboxSettings(
             settle_seconds=float(_env("CASBUSI_INBOX_SETTLE_SECONDS", "10"))
         ),
     }
 
 
-ASSET_MODULES = [ingest, images, videos, cases]
+ASSET_MODULES = [ingest, images, videos, cases, ocr]
 
 
 

@@ -59,3 +59,34 @@ class InboxSettings(dg.ConfigurableResource):
     settle_seconds: float = Field(
         default=10.0, description="A zip unmodified this long is complete even on first sight"
     )
+
+
+class DeviceResource(dg.ConfigurableResource):
+    """Where inference runs: `cpu`, `cuda`, or `auto` (CUDA when the runtime has it, else CPU).
+
+    Injected into every inference asset (OCR now; orientation, caliper and inpainting models
+    later), so the same code runs on a laptop and on a GPU node. The resolved device is logged and
+    recorded in each asset's metadata.
+    """
+
+    device: str = Field(default="auto", description="cpu | cuda | auto")
+    batch_size: int = Field(default=8, description="Images per inference batch where batched")
+
+    def resolve(self, runtime: str = "rapidocr") -> str:
+        from casbusi_assets.ocr_engines import resolve_device
+
+        return resolve_device(self.device, engine=runtime)
+
+
+class OcrEngineResource(dg.ConfigurableResource):
+    """The OCR engine: `rapidocr` (default; ONNX models inside the wheel) or `easyocr` (optional
+    extra; weights from `model_dir`, never downloaded)."""
+
+    engine: str = Field(default="rapidocr", description="rapidocr | easyocr")
+    model_dir: str = Field(default="", description="EasyOCR weights folder (craft + english_g2)")
+    min_score: float = Field(default=0.5, description="Drop text boxes scored below this")
+
+    def create(self, device: str):
+        from casbusi_assets.ocr_engines import make_engine
+
+        return make_engine(self.engine, device=device, model_dir=self.model_dir or None)

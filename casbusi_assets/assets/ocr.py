@@ -1,0 +1,55 @@
+"""Stage 3: burned-in annotation text read from images and cine clips, parsed into fields."""
+
+import dagster as dg
+import pandas as pd
+
+from casbusi_assets.asset_metadata import counts, markdown_table
+from casbusi_assets.ocr_batch import field_recovery, read_batch_annotations
+from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.resources import DeviceResource, OcrEngineResource
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name="ocr",
+    kinds={"onnx", "parquet"},
+    io_manager_key="warehouse_io_manager",
+    metadata={"partition_expr": "batch_id"},
+    # One inference step at a time per machine: the engine already uses every core (or the GPU).
+    pool="inference",
+)
+def ocr_table(
+    context: dg.AssetExecutionContext,
+    image_table: pd.DataFrame,
+    video_table: pd.DataFrame,
+    device: DeviceResource,
+    ocr_engine: OcrEngineResource,
+) -> pd.DataFrame:
+    """The sonographer's burned-in annotation of each still image and of each cine clip's first
+    frame: the normalised text (`description`), the kept text boxes, and the fields parsed from
+    it: area, laterality, orientation, clock position (H:MM or a quadrant) and nipple distance in
+    cm. Scanner chrome (header, MI/TIS, depth scale, caliper legends) is ignored."""
+    resolved = device.resolve(ocr_engine.engine)
+    context.log.info(f"OCR engine {ocr_engine.engine} on {resolved} (requested {device.device})")
+    engine = ocr_engine.create(resolved)
+    df = read_batch_annotations(image_table, video_table, engine, ocr_engine.min_score,
+                                report=context.log.info)
+    ok = df[df["status"] == "ok"] if len(df) else df
+    context.add_output_metadata(
+        {
+            "rows": len(df),
+            "by_source": counts(df["source"]) if len(df) else {},
+            "failed": int((df["status"] != "ok").sum()) if len(df) else 0,
+            "field_recovered_share": field_recovery(df),
+            "laterality": counts(ok["laterality"]) if len(ok) else {},
+            "orientation": counts(ok["orientation"]) if len(ok) else {},
+            "ocr_engine": ocr_engine.engine,
+            "device": resolved,
+            "mean_ocr_ms": round(float(ok["ocr_ms"].mean()), 1) if len(ok) else 0.0,
+            "sample": markdown_table(
+                ok, ["description", "area", "laterality", "orientation", "clock_pos",
+                     "nipple_dist_cm"], limit=12
+            ),
+        }
+    )
+    return df
