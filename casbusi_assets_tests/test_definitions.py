@@ -1,0 +1,59 @@
+import dagster as dg
+import pytest
+
+from casbusi_assets.definitions import build_definitions, defs
+from casbusi_assets.ocr_engines import DeviceUnavailableError, cuda_available
+from casbusi_assets.resources import DeviceResource
+
+EXPECTED_GROUPS = {
+    "dicom_catalog": "ingest",
+    "image_table": "images",
+    "video_table": "videos",
+    "case_table": "cases",
+    "case_study_table": "cases",
+    "breast_table": "cases",
+    "ocr_table": "ocr",
+}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_keys_groups_and_partitions():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {*EXPECTED_GROUPS, "inbox_zip"}
+    for name, group in EXPECTED_GROUPS.items():
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == group, name
+        assert node.partitions_def is not None and node.partitions_def.name == "batch"
+        assert node.description, f"{name} needs a docstring: it is the UI description"
+    # Lineage: OCR reads images and clips; the catalog hangs off the delivered zip.
+    assert graph.get(dg.AssetKey("ocr_table")).parent_keys == {
+        dg.AssetKey("image_table"), dg.AssetKey("video_table")}
+    assert dg.AssetKey("inbox_zip") in graph.get(dg.AssetKey("dicom_catalog")).parent_keys
+
+
+def test_batch_job_covers_every_materialisable_asset():
+    job = defs.resolve_job_def("batch_job")
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert selected == set(EXPECTED_GROUPS)
+
+
+def test_home_override_reaches_every_home_aware_resource(tmp_path):
+    custom = build_definitions(str(tmp_path))
+    resources = custom.resources
+    assert resources["casbusi_home"].home == str(tmp_path)
+    assert resources["warehouse_io_manager"].home == str(tmp_path)
+
+
+def test_device_resource_resolves_on_this_machine():
+    assert DeviceResource(device="cpu").resolve() == "cpu"
+    expected = "cuda" if cuda_available() else "cpu"
+    assert DeviceResource(device="auto").resolve() == expected
+    if not cuda_available():
+        with pytest.raises(DeviceUnavailableError, match="cuda"):
+            DeviceResource(device="cuda").resolve()
+    with pytest.raises(ValueError, match="device must be one of"):
+        DeviceResource(device="tpu").resolve()
