@@ -1,0 +1,910 @@
+"""Rendering of synthetic breast-ultrasound screen captures (pixels only, no DICOM).
+
+A capture is drawn the way a scanner composes its screen: black background, header and parameter
+panel text, grey bar, depth ruler, the ultrasound field (speckle over a layered breast-tissue echo
+map with a lesion), then the sonographer's overlays (annotation text, body marker, calipers).
+Every random choice comes from the `numpy.random.Generator` passed in, so a seed fixes the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from casbusi_assets.synthetic.annotations import Annotation, probe_angle
+
+CAPTURES = (
+    "grayscale",
+    "doppler",
+    "yellow_overlay",
+    "dual_view",
+    "dark",
+    "green_corrupt",
+    "cine",
+)
+FONTS = ("hershey_simplex", "hershey_duplex", "hershey_plain", "hershey_complex", "pil_ttf")
+DEGRADATIONS = ("none", "blur", "jpeg", "low_contrast")
+YELLOW = (255, 255, 0)
+
+_CV_FONTS = {
+    "hershey_simplex": cv2.FONT_HERSHEY_SIMPLEX,
+    "hershey_duplex": cv2.FONT_HERSHEY_DUPLEX,
+    "hershey_plain": cv2.FONT_HERSHEY_PLAIN,
+    "hershey_complex": cv2.FONT_HERSHEY_COMPLEX,
+}
+# Scale giving roughly a 10 px cap height per font (PLAIN is drawn about half as tall).
+_CV_UNIT_SCALE = {
+    "hershey_simplex": 0.45,
+    "hershey_duplex": 0.45,
+    "hershey_plain": 0.85,
+    "hershey_complex": 0.45,
+}
+
+
+@dataclass(frozen=True)
+class ScannerProfile:
+    """A scanner model: its header style, probes and screen sizes (width, height)."""
+
+    manufacturer: str
+    model: str
+    probes: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...]
+    style: str  # ge | philips | siemens | toshiba
+    software: str
+
+
+PROFILES: tuple[ScannerProfile, ...] = (
+    ScannerProfile(
+        "GE Healthcare",
+        "LOGIQ E9",
+        ("ML6-15-D", "9L-D"),
+        ((1024, 768), (960, 720)),
+        "ge",
+        "R6.1.5",
+    ),
+    ScannerProfile(
+        "GE Healthcare", "LOGIQ E10", ("ML6-15-D", "L2-9-D"), ((1280, 960), (1024, 768)), "ge", "R2"
+    ),
+    ScannerProfile(
+        "Philips", "EPIQ 7G", ("L12-5", "eL18-4"), ((1024, 768), (800, 600)), "philips", "5.0.2"
+    ),
+    ScannerProfile(
+        "Philips", "iU22", ("L12-5", "L17-5"), ((800, 600), (640, 480)), "philips", "6.3"
+    ),
+    ScannerProfile(
+        "SIEMENS", "ACUSON S2000", ("18L6 HD", "14L5"), ((1024, 768), (800, 600)), "siemens", "VB30"
+    ),
+    ScannerProfile(
+        "TOSHIBA_MEC",
+        "TUS-A500",
+        ("PLT-1204BT", "PLT-805AT"),
+        ((1280, 960), (640, 480)),
+        "toshiba",
+        "V6.0",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Region:
+    """One SequenceOfUltrasoundRegions item (pixel bounds inclusive, deltas in cm per pixel)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    delta_x: float
+    delta_y: float
+    data_type: int = 1  # 1 tissue, 2 colour flow
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """What to draw; the generator samples these, the renderer just follows them."""
+
+    capture: str
+    width: int
+    height: int
+    profile: ScannerProfile
+    probe: str
+    study_date: str  # YYYYMMDD
+    study_time: str  # HHMMSS
+    annotation: Annotation | None
+    text_font: str = "hershey_simplex"
+    text_degradation: str = "none"
+    text_position: str = "bottom_left"  # bottom_left | bottom_centre | top_left
+    calipers: bool = False
+    body_marker: bool = True
+    n_frames: int = 1
+
+
+@dataclass
+class Rendered:
+    """Pixels and everything the ground truth needs to know about them."""
+
+    frames: np.ndarray  # (n, H, W) uint8 grey or (n, H, W, 3) uint8 RGB
+    regions: list[Region]
+    text_box: tuple[int, int, int, int] | None = None
+    calipers: list[dict[str, object]] = field(default_factory=list)
+    caliper_legend_box: tuple[int, int, int, int] | None = None
+    clean: np.ndarray | None = None  # caliper-free pixels of frame 0 (caliper images only)
+    body_marker: bool = False
+    probe_angle_deg: float | None = None
+    frame_time_ms: float | None = None
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.frames.ndim == 4
+
+
+# --------------------------------------------------------------------------------------------
+# Tissue and speckle
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tissue:
+    echo: np.ndarray  # float32 (h, w) mean echogenicity
+    lesion: tuple[float, float, float, float, float] | None  # cx, cy, a, b, angle (px, rad)
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    small = rng.random((max(2, h // cell + 2), max(2, w // cell + 2)), dtype=np.float32)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _boundary(rng: np.random.Generator, w: int, base: float, amp: float) -> np.ndarray:
+    x = np.arange(w, dtype=np.float32) / max(w, 1)
+    out = np.full(w, base, dtype=np.float32)
+    for k in (1, 2, 3):
+        out += (amp / k) * np.sin(2 * np.pi * (k * x * rng.uniform(0.5, 1.5) + rng.random()))
+    return out
+
+
+def _sigmoid(x: np.ndarray, width: float) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(np.clip(-x / width, -60, 60)))).astype(np.float32)
+
+
+def _tissue(rng: np.random.Generator, h: int, w: int, delta: float, lesion: bool) -> _Tissue:
+    """Layered breast echo map: skin, fat lobules with Cooper ligaments, glandular tissue,
+    retromammary fat, pectoral muscle, chest wall (rib + shadow), and one lesion."""
+    z = (np.arange(h, dtype=np.float32) * delta)[:, None]  # depth in cm
+    skin = rng.uniform(0.12, 0.2)
+    fat_end = _boundary(rng, w, rng.uniform(0.5, 1.1), 0.18)[None, :]
+    gland_end = fat_end + _boundary(rng, w, rng.uniform(0.9, 1.8), 0.35)[None, :]
+    muscle0 = gland_end + rng.uniform(0.15, 0.35)
+    muscle1 = muscle0 + _boundary(rng, w, rng.uniform(0.5, 0.8), 0.08)[None, :]
+    soft = 0.06  # cm: boundaries blend over about a millimetre
+
+    lowf = _smooth_noise(rng, h, w, 28)
+    lob = _smooth_noise(rng, h, w, int(max(6, 0.25 / delta)))
+    # Fat: dark lobules separated by brighter septa.
+    septa = np.exp(-(((lob - 0.5) / 0.07) ** 2)).astype(np.float32)
+    fat = 0.2 + 0.08 * lob + 0.35 * septa
+    # Glandular tissue: bright, heterogeneous, with fat islands.
+    islands = np.clip((lowf - 0.62) * 5, 0, 1)
+    gland = (0.75 + 0.35 * _smooth_noise(rng, h, w, 9)) * (1 - 0.65 * islands)
+    stripes = 0.5 + 0.5 * np.sin(z * rng.uniform(26, 36) + 0.06 * np.arange(w)[None, :] * delta)
+    muscle = 0.3 + 0.22 * stripes
+    deep = 0.16 + 0.08 * lowf
+
+    w_gland = _sigmoid(z - fat_end, soft) * (1 - _sigmoid(z - gland_end, soft * 2))
+    w_muscle = _sigmoid(z - muscle0, soft) * (1 - _sigmoid(z - muscle1, soft))
+    w_deep = _sigmoid(z - muscle1, soft)
+    w_fat = np.clip(1 - w_gland - w_muscle - w_deep, 0, 1)
+    echo = fat * w_fat + gland * w_gland + muscle * w_muscle + deep * w_deep
+    skin_w = 1 - _sigmoid(z - skin, 0.02)
+    echo = echo * (1 - skin_w) + 1.2 * skin_w
+    echo = echo.astype(np.float32)
+
+    # Cooper's ligaments: thin bright arcs climbing through the fat to the skin.
+    lig = np.zeros((h, w), dtype=np.float32)
+    for _ in range(int(rng.integers(3, 8))):
+        x0 = rng.uniform(0, w)
+        bend = rng.uniform(-0.25, 0.25) * w
+        pts = []
+        for t in np.linspace(0, 1, 10):
+            xx = x0 + bend * t * t
+            zz = skin + t * float(fat_end[0, int(np.clip(xx, 0, w - 1))])
+            pts.append((xx, zz / delta))
+        cv2.polylines(lig, [np.array(pts, dtype=np.int32)], False, 1.0, 1, cv2.LINE_AA)
+    echo += 0.6 * cv2.GaussianBlur(lig, (0, 0), 0.7) * w_fat
+
+    # Rib: bright anterior cortex, dark acoustic shadow fading at its sides.
+    if h * delta > float(muscle1.max()) + 0.5 and rng.random() < 0.6:
+        rx = rng.uniform(0.2, 0.8) * w
+        ry = (float(muscle1.mean()) + rng.uniform(0.15, 0.35)) / delta
+        rw = rng.uniform(0.5, 0.9) / delta
+        rh = rng.uniform(0.25, 0.4) / delta
+        xs = (np.arange(w, dtype=np.float32) - rx) / rw
+        col = np.clip(1 - xs * xs, 0, 1)[None, :]
+        top = ry - rh * np.sqrt(col)
+        yy = np.arange(h, dtype=np.float32)[:, None]
+        cortex = np.exp(-(((yy - top) / 2.5) ** 2)) * (col > 0)
+        shadow = _sigmoid(yy - top, 3.0) * np.clip(col * 3, 0, 1)
+        echo = echo * (1 - 0.85 * shadow) + 1.1 * cortex
+        echo = echo.astype(np.float32)
+
+    les = None
+    if lesion:
+        gz = float(np.mean((fat_end + gland_end) / 2))
+        cy = np.clip(gz / delta + rng.normal(0, 0.1 / delta), 0.25 * h, 0.7 * h)
+        cx = rng.uniform(0.3, 0.7) * w
+        # Keep the lesion (and calipers on it) well inside the field.
+        a = min(rng.uniform(0.35, 1.1) / delta, 0.18 * w, 0.18 * h)
+        b = a * rng.uniform(0.45, 0.85)
+        ang = rng.uniform(-0.3, 0.3)
+        kind = rng.choice(["solid", "cyst", "oval"], p=[0.5, 0.25, 0.25])
+        # Work in a window around the lesion and its posterior column only (speed).
+        wy0 = int(max(0, cy - 1.6 * a))
+        wx0, wx1 = int(max(0, cx - 1.6 * a)), int(min(w, cx + 1.6 * a + 1))
+        sub = echo[wy0:, wx0:wx1]
+        yy, xx = np.mgrid[wy0:h, wx0:wx1].astype(np.float32)
+        dx, dy = xx - cx, yy - cy
+        u = (dx * np.cos(ang) + dy * np.sin(ang)) / a
+        v = (-dx * np.sin(ang) + dy * np.cos(ang)) / b
+        theta = np.arctan2(v, u)
+        radius = np.ones_like(theta)
+        # Margins: microlobulated / angular for solid masses, smooth for cysts and ovals.
+        harmonics = (2, 3, 5, 7, 11) if kind == "solid" else (2, 3)
+        amp = 0.07 if kind == "solid" else 0.03
+        for k in harmonics:
+            radius += amp * rng.uniform(0.3, 1.0) * np.sin(k * theta + rng.uniform(0, 6.3))
+        r = np.sqrt(u * u + v * v) / radius
+        edge = 0.12 if kind == "solid" else 0.05
+        inside = np.clip((1.0 - r) / edge + 0.5, 0, 1).astype(np.float32)
+        # Posterior features: shadow (solid) or enhancement (cyst), widest right behind.
+        lateral = np.exp(-((dx / (0.75 * a)) ** 4))
+        behind = lateral * _sigmoid(dy, 0.2 * b) * (r > 0.95)
+        if kind == "cyst":
+            wall = np.exp(-(((r - 1.0) / 0.05) ** 2)).astype(np.float32)
+            sub = sub * (1 - inside) + 0.015 * inside + 0.25 * wall * (dy > 0)
+            sub = sub * (1 + 0.6 * behind)
+        else:
+            level = 0.07 if kind == "solid" else 0.16
+            inner = level * (0.8 + 0.4 * _smooth_noise(rng, *sub.shape, 6))
+            sub = sub * (1 - inside) + inner * inside
+            post = -0.6 if kind == "solid" else 0.3
+            sub = sub * (1 + post * behind)
+        echo[wy0:, wx0:wx1] = sub
+        les = (float(cx), float(cy), float(a), float(b), float(ang))
+    return _Tissue(echo=echo.astype(np.float32), lesion=les)
+
+
+def _speckle_noise(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    n = rng.standard_normal((2, h, w), dtype=np.float32)
+    # Speckle grains are elongated laterally (the lateral resolution is worse than the axial).
+    return (
+        cv2.GaussianBlur(n[0], (0, 0), sigmaX=1.7, sigmaY=0.8),
+        cv2.GaussianBlur(n[1], (0, 0), sigmaX=1.7, sigmaY=0.8),
+    )
+
+
+def _compose_field(
+    echo: np.ndarray, n1: np.ndarray, n2: np.ndarray, delta: float, gain: float, dr: float
+) -> np.ndarray:
+    """Rayleigh speckle times echo, depth attenuation, power-law compression to 8 bits.
+
+    `dr` (the scanner's dynamic range setting, dB) sets the compression exponent: a wider range
+    flattens the contrast, as on a real scanner.
+    """
+    ray = np.sqrt(n1 * n1 + n2 * n2)
+    ray *= 1.0 / (float(ray.mean()) + 1e-6)
+    z = (np.arange(echo.shape[0], dtype=np.float32) * delta)[:, None]
+    att = np.exp(-0.18 * z).astype(np.float32)  # what the TGC leaves of the attenuation
+    amp = echo * ray * att
+    gamma = dr / 80.0
+    out = np.power(np.clip(amp / 2.6, 0, 1), gamma) * (255.0 * gain)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------------
+
+
+def _font_scale(font: str, cap_px: float) -> float:
+    return _CV_UNIT_SCALE[font] * cap_px / 10.0
+
+
+def text_size(lines: list[str], font: str, cap_px: float) -> tuple[int, int, int]:
+    """(width, height, line_step) of a text block."""
+    if font == "pil_ttf":
+        f = ImageFont.load_default(size=max(8, int(round(cap_px * 1.4))))
+        widths = [int(f.getbbox(s)[2]) for s in lines]
+        step = int(round(cap_px * 1.7))
+    else:
+        scale = _font_scale(font, cap_px)
+        widths = [cv2.getTextSize(s, _CV_FONTS[font], scale, 1)[0][0] for s in lines]
+        step = int(round(cap_px * 1.75))
+    height = step * (len(lines) - 1) + int(round(cap_px)) + 3
+    return max(widths), height, step
+
+
+def draw_text(
+    img: np.ndarray,
+    lines: list[str],
+    x: int,
+    y: int,
+    font: str,
+    cap_px: float,
+    color: tuple[int, ...] | int,
+    thickness: int = 1,
+) -> tuple[int, int, int, int]:
+    """Draw `lines` with their top-left at (x, y); return the tight ink box [x0, y0, x1, y1)."""
+    # Only the neighbourhood of the block can change: diff there to find the ink box cheaply.
+    tw, th, _ = text_size(lines, font, cap_px)
+    ry0, ry1 = max(0, y - 12), min(img.shape[0], y + th + 24)
+    rx0, rx1 = max(0, x - 12), min(img.shape[1], x + tw + 24)
+    before = img[ry0:ry1, rx0:rx1].copy()
+    if font == "pil_ttf":
+        size = max(8, int(round(cap_px * 1.4)))
+        f = ImageFont.load_default(size=size)
+        step = int(round(cap_px * 1.7))
+        _, top, _, _ = f.getbbox("H")
+        pil = Image.fromarray(np.ascontiguousarray(img[ry0:ry1, rx0:rx1]))
+        d = ImageDraw.Draw(pil)
+        fill: int | tuple[int, ...] = (
+            int(color if isinstance(color, int) else color[0]) if img.ndim == 2 else tuple(color)
+        )
+        for i, s in enumerate(lines):
+            d.text((x - rx0, y - ry0 + i * step - top), s, font=f, fill=fill)
+        img[ry0:ry1, rx0:rx1] = np.asarray(pil)
+    else:
+        scale = _font_scale(font, cap_px)
+        step = int(round(cap_px * 1.75))
+        col = color if isinstance(color, tuple) else (int(color),)
+        for i, s in enumerate(lines):
+            base = y + i * step + int(round(cap_px))
+            cv2.putText(img, s, (x, base), _CV_FONTS[font], scale, col, thickness, cv2.LINE_AA)
+    after = img[ry0:ry1, rx0:rx1]
+    diff = np.any(after != before, axis=-1) if img.ndim == 3 else after != before
+    ys, xs = np.nonzero(diff)
+    if len(xs) == 0:
+        return (x, y, x, y)
+    return (
+        int(xs.min()) + rx0,
+        int(ys.min()) + ry0,
+        int(xs.max()) + 1 + rx0,
+        int(ys.max()) + 1 + ry0,
+    )
+
+
+def _chrome_text(img: np.ndarray, s: str, x: int, y: int, cap: float, color: int = 210) -> None:
+    cv2.putText(
+        img,
+        s,
+        (x, y),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        _font_scale("hershey_simplex", cap),
+        color,
+        1,
+        cv2.LINE_AA,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Screen layout and chrome
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    fields: list[tuple[int, int, int, int]]  # x0, y0, x1, y1 (exclusive) per field
+    panel_x: int
+    cap: float  # chrome text cap height
+    depth_cm: float
+    convex: bool
+
+
+def _layout(rng: np.random.Generator, spec: CaptureSpec) -> _Layout:
+    w, h = spec.width, spec.height
+    cap = max(7.0, h / 75.0)
+    top = int(h * rng.uniform(0.09, 0.12))
+    fh = int(h * rng.uniform(0.7, 0.76))
+    panel_left = spec.profile.style in ("ge", "toshiba")
+    if spec.capture == "dual_view":
+        fw = int(w * rng.uniform(0.38, 0.41))
+        gap = int(rng.integers(4, 12))
+        x0 = int((w - 2 * fw - gap) / 2 + (0.04 * w if panel_left else -0.04 * w))
+        fields = [(x0, top, x0 + fw, top + fh), (x0 + fw + gap, top, x0 + 2 * fw + gap, top + fh)]
+    else:
+        fw = int(w * rng.uniform(0.56, 0.66))
+        x0 = int((w - fw) / 2 + (0.07 * w if panel_left else -0.07 * w))
+        fields = [(x0, top, x0 + fw, top + fh)]
+    panel_x = int(0.015 * w) if panel_left else int(fields[-1][2] + 0.06 * w)
+    depth = float(rng.choice([3.0, 3.5, 4.0, 4.5, 5.0, 6.0], p=[0.15, 0.2, 0.3, 0.15, 0.15, 0.05]))
+    convex = spec.profile.style == "toshiba" and rng.random() < 0.4
+    return _Layout(fields=fields, panel_x=panel_x, cap=cap, depth_cm=depth, convex=convex)
+
+
+def _draw_header(
+    img: np.ndarray, rng: np.random.Generator, spec: CaptureSpec, lay: _Layout, doppler: bool
+) -> None:
+    w = spec.width
+    cap = lay.cap
+    d = spec.study_date
+    t = spec.study_time
+    date_us = f"{d[4:6]}/{d[6:8]}/{d[0:4]}"
+    clock = f"{t[0:2]}:{t[2:4]}:{t[4:6]}"
+    inst = str(
+        rng.choice(["MAYO CLINIC", "MAYO CLINIC ROCHESTER", "MAYO BREAST CLINIC", "MCR RAD"])
+    )
+    preset = str(rng.choice(["BREAST", "Breast", "BREAST", "SMALL PARTS", "Br Gen"]))
+    mi = f"MI {rng.uniform(0.6, 1.3):.1f}"
+    tis = f"TIS {rng.uniform(0.1, 0.6):.1f}"
+    fr = int(rng.integers(12, 45))
+    y1 = int(cap * 1.9)
+    y2 = int(cap * 3.8)
+    style = spec.profile.style
+    if style == "ge":
+        _chrome_text(img, inst, int(0.015 * w), y1, cap)
+        _chrome_text(img, f"{date_us} {clock}", int(0.42 * w), y1, cap)
+        _chrome_text(img, f"{spec.probe} / {preset}", int(0.015 * w), y2, cap)
+        _chrome_text(img, f"{mi}  {tis}", int(0.75 * w), y1, cap)
+    elif style == "philips":
+        _chrome_text(img, "PHILIPS", int(0.015 * w), y1, cap * 1.1, 235)
+        _chrome_text(img, f"{inst}   {d[0:4]}/{d[4:6]}/{d[6:8]} {clock}", int(0.2 * w), y1, cap)
+        _chrome_text(img, f"{tis} {mi}", int(0.78 * w), y1, cap)
+        _chrome_text(img, f"{spec.probe}/{preset}", int(0.2 * w), y2, cap)
+    else:
+        _chrome_text(img, f"{inst}", int(0.015 * w), y1, cap)
+        _chrome_text(img, f"{spec.profile.model}  {spec.probe}  {preset}", int(0.3 * w), y1, cap)
+        _chrome_text(img, f"{date_us}  {clock}", int(0.72 * w), y1, cap)
+        _chrome_text(img, f"{mi} {tis}", int(0.72 * w), y2, cap)
+
+    # Parameter panel.
+    params = [
+        f"Frq {rng.choice([10.0, 11.0, 12.0, 13.0, 14.0]):.1f}",
+        f"Gn {int(rng.integers(30, 70))}",
+        f"D {lay.depth_cm:.1f}",
+        f"DR {int(rng.integers(54, 84))}",
+        f"FR {fr}",
+        f"AO {int(rng.choice([80, 90, 100]))}%",
+        f"Map {rng.choice(['A', 'B', 'D', 'E', 'G'])}",
+        f"E/A {int(rng.integers(1, 4))}/{int(rng.integers(1, 3))}",
+    ]
+    if doppler:
+        params += [
+            "CF",
+            f"Frq {rng.choice([5.0, 6.2, 7.3]):.1f}",
+            f"Gn {int(rng.integers(20, 50))}",
+            f"PRF {rng.uniform(0.6, 2.5):.1f}k",
+            f"WF {int(rng.integers(40, 120))}",
+            f"S/P {int(rng.integers(2, 9))}/{int(rng.integers(1, 6))}",
+        ]
+    y = int(lay.fields[0][1] + cap * 2)
+    for p in params:
+        _chrome_text(img, p, lay.panel_x, y, cap * 0.95, 200)
+        y += int(cap * 2.1)
+
+    # Grey bar.
+    gx = lay.panel_x + int(cap * 0.5) if spec.profile.style in ("ge", "toshiba") else lay.panel_x
+    gy = y + int(cap)
+    gh = min(int(spec.height * 0.15), spec.height - gy - 10)
+    if gh > 20:
+        ramp = np.linspace(255, 0, gh).astype(np.uint8)[:, None]
+        img[gy : gy + gh, gx : gx + int(cap)] = ramp if img.ndim == 2 else ramp[..., None]
+
+
+def _draw_ruler(img: np.ndarray, rng: np.random.Generator, lay: _Layout, fx: tuple) -> None:
+    x0, y0, x1, y1 = fx
+    per_cm = (y1 - y0) / lay.depth_cm
+    rx = x1 + 5
+    dots = rng.random() < 0.5
+    for k in range(int(lay.depth_cm * 2) + 1):
+        yy = int(round(y0 + k * per_cm / 2))
+        if yy >= img.shape[0]:
+            break
+        major = k % 2 == 0
+        if dots:
+            cv2.circle(img, (rx + 2, yy), 2 if major else 1, 220, -1)
+        else:
+            cv2.line(img, (rx, yy), (rx + (8 if major else 4), yy), 220, 1)
+        if major and k > 0:
+            _chrome_text(img, str(k // 2), rx + 11, yy + int(lay.cap / 2), lay.cap * 0.9, 200)
+    if not dots:
+        cv2.line(img, (rx, y0), (rx, y1), 200, 1)
+    # Focal zone marker.
+    fz = int(y0 + rng.uniform(0.3, 0.6) * (y1 - y0))
+    tri = np.array([[rx - 1, fz], [rx + 7, fz - 5], [rx + 7, fz + 5]], dtype=np.int32)
+    cv2.fillPoly(img, [tri], 230)
+
+
+def _convex_mask(h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), dtype=np.uint8)
+    inset = int(w * 0.12)
+    pts = np.array([[inset, 0], [w - 1 - inset, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.int32)
+    cv2.fillPoly(mask, [pts], 1)
+    return mask
+
+
+# --------------------------------------------------------------------------------------------
+# Overlays
+# --------------------------------------------------------------------------------------------
+
+
+def _draw_body_marker(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    cx: int,
+    cy: int,
+    size: int,
+    ann: Annotation | None,
+    angle: float,
+    color: tuple[int, ...],
+) -> None:
+    r = size // 2
+    lat = ann.laterality if ann is not None else "left"
+    area = ann.area if ann is not None else "breast"
+    probe_len = int(r * 0.55)
+    if area == "axilla":
+        # Torso edge and raised arm outline; the probe sits in the armpit.
+        side = 1 if lat == "left" else -1
+        pts = np.array(
+            [
+                [cx - side * r, cy + r],
+                [cx - side * r // 3, cy],
+                [cx + side * r // 3, cy - r // 2],
+                [cx + side * r, cy - r],
+            ],
+            dtype=np.int32,
+        )
+        cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
+        cv2.line(img, (cx - side * r, cy + r // 3), (cx - side * r // 3, cy), color, 1, cv2.LINE_AA)
+        px, py = cx, cy - r // 6
+    else:
+        cv2.circle(img, (cx, cy), r, color, 1, cv2.LINE_AA)
+        cv2.circle(img, (cx, cy), max(2, r // 8), color, -1, cv2.LINE_AA)
+        # Axillary tail towards the patient's axilla (viewer's right for the left breast).
+        tail = 1 if lat == "left" else -1
+        a0 = np.deg2rad(45)
+        p0 = (int(cx + tail * r * np.cos(a0)), int(cy - r * np.sin(a0)))
+        p1 = (int(cx + tail * r * 1.35), int(cy - r * 1.05))
+        cv2.line(img, p0, p1, color, 1, cv2.LINE_AA)
+        hour = ann.marker_hour if ann is not None else None
+        if hour is None:
+            hour = float(rng.uniform(0, 12))
+        th = np.deg2rad(90.0 - 30.0 * hour)
+        rad = r * rng.uniform(0.45, 0.7)
+        px, py = int(cx + rad * np.cos(th)), int(cy - rad * np.sin(th))
+    a = np.deg2rad(angle)
+    dx, dy = probe_len * np.cos(a) / 2, -probe_len * np.sin(a) / 2
+    cv2.line(
+        img,
+        (int(px - dx), int(py - dy)),
+        (int(px + dx), int(py + dy)),
+        color,
+        max(2, size // 18),
+        cv2.LINE_AA,
+    )
+
+
+def _draw_mark(img: np.ndarray, x: int, y: int, shape: str, s: int, color: tuple[int, ...]) -> None:
+    if shape == "+":
+        cv2.line(img, (x - s, y), (x + s, y), color, 1)
+        cv2.line(img, (x, y - s), (x, y + s), color, 1)
+    else:
+        cv2.line(img, (x - s, y - s), (x + s, y + s), color, 1)
+        cv2.line(img, (x - s, y + s), (x + s, y - s), color, 1)
+
+
+def _draw_calipers(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    lesion: tuple[float, float, float, float, float],
+    fx: tuple[int, int, int, int],
+    delta: float,
+    avoid: tuple[int, int, int, int] | None,
+    color: tuple[int, ...],
+) -> tuple[list[dict[str, object]], tuple[int, int, int, int]]:
+    cx, cy, a, b, ang = lesion
+    ox, oy = fx[0], fx[1]
+    n_pairs = int(rng.choice([1, 2, 3], p=[0.3, 0.6, 0.1]))
+    axes = [(a, ang), (b, ang + np.pi / 2), (0.8 * (a + b) / 2, ang + rng.uniform(0.5, 1.0))]
+    marks: list[dict[str, object]] = []
+    legend: list[str] = []
+    s = int(rng.integers(5, 8))
+    fmt = str(rng.choice(["D{i} {v:.2f} cm", "D{i}  {v:.2f} cm", "{i} Dist {v:.2f} cm"]))
+    for i in range(n_pairs):
+        half, th = axes[i]
+        shape = "+" if i % 2 == 0 else "x"
+        dx, dy = half * np.cos(th), half * np.sin(th)
+        p = (int(round(ox + cx - dx)), int(round(oy + cy - dy)))
+        q = (int(round(ox + cx + dx)), int(round(oy + cy + dy)))
+        length = np.hypot(q[0] - p[0], q[1] - p[1])
+        for t in np.arange(s + 4, length - s - 3, 5.0):
+            xx = int(round(p[0] + (q[0] - p[0]) * t / length))
+            yy = int(round(p[1] + (q[1] - p[1]) * t / length))
+            img[yy, xx] = color if img.ndim == 3 else color[0]
+        for x, y in (p, q):
+            _draw_mark(img, x, y, shape, s, color)
+            marks.append({"x": x, "y": y, "shape": shape})
+        legend.append(fmt.format(i=i + 1, v=length * delta))
+    # Measurement legend in a black box, at a field corner away from the annotation text.
+    cap = 9.0 if img.shape[0] < 700 else 11.0
+    tw, th_, _ = text_size(legend, "hershey_simplex", cap)
+    top_left_free = avoid is None or avoid[1] > fx[1] + th_ + 30
+    lx = fx[0] + 8 if top_left_free else fx[2] - tw - 14
+    ly = fx[1] + 8
+    cv2.rectangle(img, (lx - 4, ly - 4), (lx + tw + 4, ly + th_ + 4), (0,) * len(color), -1)
+    draw_text(img, legend, lx, ly, "hershey_simplex", cap, color)
+    return marks, (lx - 4, ly - 4, lx + tw + 5, ly + th_ + 5)
+
+
+def _degrade(img: np.ndarray, box: tuple[int, int, int, int], kind: str, rng) -> None:
+    x0, y0, x1, y1 = box
+    pad = 6
+    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+    x1, y1 = min(img.shape[1], x1 + pad), min(img.shape[0], y1 + pad)
+    roi = img[y0:y1, x0:x1]
+    if kind == "blur":
+        sigma = float(rng.uniform(0.8, 1.2))
+        img[y0:y1, x0:x1] = cv2.GaussianBlur(roi, (0, 0), sigma)
+    elif kind == "jpeg":
+        q = int(rng.integers(12, 25))
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(roi), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            img[y0:y1, x0:x1] = dec.reshape(roi.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Doppler
+# --------------------------------------------------------------------------------------------
+
+
+def _draw_doppler(
+    rgb: np.ndarray,
+    rng: np.random.Generator,
+    fx: tuple[int, int, int, int],
+    lesion: tuple[float, float, float, float, float] | None,
+    cap: float,
+) -> None:
+    x0, y0, x1, y1 = fx
+    fw, fh = x1 - x0, y1 - y0
+    bw, bh = int(fw * rng.uniform(0.4, 0.6)), int(fh * rng.uniform(0.35, 0.55))
+    if lesion is not None:
+        cx, cy = x0 + lesion[0], y0 + lesion[1]
+    else:
+        cx, cy = x0 + fw / 2, y0 + fh / 2
+    bx0 = int(np.clip(cx - bw / 2, x0 + 2, x1 - bw - 2))
+    by0 = int(np.clip(cy - bh / 2, y0 + 2, y1 - bh - 2))
+    vel = np.zeros((bh, bw), dtype=np.float32)
+    for _ in range(int(rng.integers(2, 6))):
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        pts = []
+        px, py = rng.uniform(0, bw), rng.uniform(0, bh)
+        heading = rng.uniform(0, 2 * np.pi)
+        for _ in range(12):
+            pts.append((px, py))
+            heading += rng.normal(0, 0.35)
+            px += 12 * np.cos(heading)
+            py += 12 * np.sin(heading)
+        thick = int(rng.integers(3, 10))
+        tmp = np.zeros_like(vel)
+        cv2.polylines(tmp, [np.array(pts, dtype=np.int32)], False, 1.0, thick, cv2.LINE_AA)
+        tmp = cv2.GaussianBlur(tmp, (0, 0), max(1.0, thick / 3))
+        vel += sign * tmp / max(float(tmp.max()), 1e-6) * rng.uniform(0.7, 1.0)
+    # Scattered flow flashes (small vessels around the lesion).
+    flash = _smooth_noise(rng, bh, bw, 6)
+    flash = cv2.GaussianBlur(np.where(flash > 0.965, 1.0, 0.0).astype(np.float32), (0, 0), 1.5)
+    vel += flash * np.where(_smooth_noise(rng, bh, bw, 10) > 0.5, 1.0, -1.0)
+    vel = np.clip(vel, -1, 1)
+    mag = np.abs(vel)
+    pos = vel > 0
+    r = np.where(pos, 110 + 145 * mag, 10 * mag)
+    g = np.where(
+        pos, 230 * np.clip(mag - 0.8, 0, 1) / 0.2 * 0.5, 160 * np.clip(mag - 0.8, 0, 1) / 0.2
+    )
+    b = np.where(pos, 0, 110 + 145 * mag)
+    col = np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8)
+    box = rgb[by0 : by0 + bh, bx0 : bx0 + bw]
+    on = mag > 0.12
+    box[on] = col[on]
+    cv2.rectangle(rgb, (bx0, by0), (bx0 + bw, by0 + bh), (170, 170, 170), 1)
+    # Colour bar with velocity scale, left of the field.
+    cbx = max(2, x0 - int(cap * 3.5))
+    cbh = int(fh * 0.28)
+    cby = y0 + int(cap * 2)
+    ramp = np.linspace(1, -1, cbh)[:, None]
+    bar = np.zeros((cbh, int(cap), 3), dtype=np.uint8)
+    bar[..., 0] = np.where(ramp > 0, 60 + 195 * ramp, 0)
+    bar[..., 2] = np.where(ramp < 0, 60 + 195 * -ramp, 0)
+    bar[..., 1] = np.where(np.abs(ramp) > 0.85, 200 * (np.abs(ramp) - 0.85) / 0.15, 0)
+    rgb[cby : cby + cbh, cbx : cbx + int(cap)] = bar
+    v = f"{rng.uniform(4, 20):.1f}"
+    cv2.putText(rgb, v, (cbx - 2, cby - 4), cv2.FONT_HERSHEY_SIMPLEX, cap / 24, (220,) * 3, 1)
+    cv2.putText(
+        rgb,
+        f"-{v}",
+        (cbx - 6, cby + cbh + int(cap * 1.3)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        cap / 24,
+        (220,) * 3,
+        1,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The capture
+# --------------------------------------------------------------------------------------------
+
+
+def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
+    """Render one capture (a still, or every frame of a cine clip) following `spec`."""
+    lay = _layout(rng, spec)
+    h, w = spec.height, spec.width
+    doppler = spec.capture == "doppler"
+    gain = {"dark": 0.16}.get(spec.capture, float(rng.uniform(0.92, 1.05)))
+    dr = float(rng.uniform(48, 60))
+
+    base = np.zeros((h, w), dtype=np.uint8)
+    _draw_header(base, rng, spec, lay, doppler)
+    regions: list[Region] = []
+    tissues: list[_Tissue] = []
+    field_imgs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    extra: list[tuple[np.ndarray, np.ndarray]] = []
+    n = spec.n_frames
+    margin = 6 if n > 1 else 0
+    for fx in lay.fields:
+        x0, y0, x1, y1 = fx
+        fh, fw = y1 - y0, x1 - x0
+        delta = lay.depth_cm / fh
+        tis = _tissue(rng, fh + 2 * margin, fw + 2 * margin, delta, lesion=True)
+        n1, n2 = _speckle_noise(rng, fh + 2 * margin, fw + 2 * margin)
+        if n > 1:
+            # A second noise field, shifted differently per frame, decorrelates the speckle
+            # from frame to frame without drawing new noise for every frame.
+            m1, m2 = _speckle_noise(rng, fh + 4 * margin, fw + 4 * margin)
+            extra.append((m1, m2))
+        mask = _convex_mask(fh, fw) if lay.convex else None
+        tissues.append(tis)
+        field_imgs.append((tis.echo, n1, n2, mask))
+        regions.append(Region(x0, y0, x1 - 1, y1 - 1, delta, delta, 2 if doppler else 1))
+        _draw_ruler(base, rng, lay, fx)
+        # Orientation mark at the top-left corner of each field.
+        cv2.circle(base, (x0 + 6, y0 - 7), 4, 220, -1, cv2.LINE_AA)
+
+    # Per-frame field content; cine frames move a little (breathing / hand motion).
+    frames = []
+    phase = rng.uniform(0, 2 * np.pi)
+    amp = rng.uniform(1.5, float(margin)) if n > 1 else 0.0
+    for i in range(n):
+        frame = base.copy()
+        for k, fx in enumerate(lay.fields):
+            x0, y0, x1, y1 = fx
+            fh, fw = y1 - y0, x1 - x0
+            echo, n1, n2, mask = field_imgs[k]
+            if n > 1:
+                ox = int(round(margin + amp * np.sin(phase + i * 0.35)))
+                oy = int(round(margin + 0.5 * amp * np.sin(phase * 1.3 + i * 0.27)))
+                e = echo[oy : oy + fh, ox : ox + fw]
+                m1, m2 = extra[k]
+                qy = int((i * 5) % (2 * margin + 1))
+                qx = int((i * 7) % (2 * margin + 1))
+                # Partial decorrelation of the speckle from frame to frame.
+                a1 = n1[oy : oy + fh, ox : ox + fw] * 0.85 + m1[qy : qy + fh, qx : qx + fw] * 0.53
+                a2 = n2[oy : oy + fh, ox : ox + fw] * 0.85 + m2[qy : qy + fh, qx : qx + fw] * 0.53
+            else:
+                e, a1, a2 = echo, n1, n2
+            px = _compose_field(e, a1, a2, lay.depth_cm / fh, gain, dr)
+            if mask is not None:
+                px *= mask
+            frame[y0:y1, x0:x1] = px
+        frames.append(frame)
+    stack = np.stack(frames)
+
+    rgb_capture = spec.capture in ("doppler", "yellow_overlay", "green_corrupt")
+    if rgb_capture:
+        stack = np.repeat(stack[..., None], 3, axis=-1)
+    if doppler:
+        for k in range(n):
+            sub = np.random.default_rng(int(rng.integers(2**32)))
+            _draw_doppler(stack[k], sub, lay.fields[0], tissues[0].lesion, lay.cap)
+
+    out = Rendered(frames=stack, regions=regions)
+    if n > 1:
+        out.frame_time_ms = float(round(1000.0 / rng.integers(15, 35), 3))
+
+    # Annotation text, identical on every frame.
+    ann = spec.annotation
+    yellow = spec.capture == "yellow_overlay"
+    text_color: tuple[int, ...] = YELLOW if yellow else (int(rng.integers(225, 256)),) * 3
+    if spec.text_degradation == "low_contrast":
+        v = int(rng.integers(120, 150))
+        text_color = (v, v, 0) if yellow else (v, v, v)
+    fx0 = lay.fields[0]
+    field_w = (lay.fields[-1][2] - fx0[0]) if spec.capture == "dual_view" else fx0[2] - fx0[0]
+    marker_size = int(np.clip(0.09 * h, 44, 90))
+    text_box = None
+    if ann is not None:
+        lines = list(ann.lines)
+        cap = float(np.clip(h / rng.uniform(48, 62), 8, 20))
+        if spec.text_font == "hershey_plain":
+            cap *= 1.15
+        max_w = field_w - marker_size - 36
+        tw, th, _ = text_size(lines, spec.text_font, cap)
+        while tw > max_w and cap > 7:
+            cap *= 0.9
+            tw, th, _ = text_size(lines, spec.text_font, cap)
+        pos = spec.text_position
+        if pos == "top_left":
+            tx, ty = fx0[0] + int(rng.integers(10, 24)), fx0[1] + int(rng.integers(10, 30))
+        elif pos == "bottom_centre":
+            tx = fx0[0] + (field_w - marker_size - tw) // 2
+            ty = fx0[3] - th - int(rng.integers(8, 24))
+        else:
+            tx = fx0[0] + int(rng.integers(8, 24))
+            ty = fx0[3] - th - int(rng.integers(8, 24))
+        thick = 2 if spec.text_font == "hershey_simplex" and cap > 15 and rng.random() < 0.5 else 1
+        for k in range(n):
+            f = stack[k]
+            box = draw_text(f, lines, tx, ty, spec.text_font, cap, _fit(text_color, f), thick)
+            text_box = box if text_box is None else _union(text_box, box)
+        out.text_box = text_box
+
+    # Body marker in the bottom-right corner of the (last) field.
+    if spec.body_marker:
+        lf = lay.fields[-1]
+        mcx = lf[2] - marker_size // 2 - 10
+        mcy = lf[3] - marker_size // 2 - 10
+        orient = ann.orientation if ann is not None else "unknown"
+        hour = ann.marker_hour if ann is not None else None
+        angle = probe_angle(orient, hour, rng)
+        mcol: tuple[int, ...] = YELLOW if yellow else (230, 230, 230)
+        sub_seed = int(rng.integers(2**32))
+        for k in range(n):
+            f = stack[k]
+            # Clear a dark backdrop so the pictogram reads against bright speckle.
+            hs = marker_size // 2 + 6
+            f[mcy - hs : mcy + hs, mcx - hs : mcx + hs] //= 4
+            _draw_body_marker(
+                f, np.random.default_rng(sub_seed), mcx, mcy, marker_size, ann, angle, _fit(mcol, f)
+            )
+        out.body_marker = True
+        out.probe_angle_deg = float(round(angle, 1))
+
+    if text_box is not None and spec.text_degradation in ("blur", "jpeg"):
+        sub_seed = int(rng.integers(2**32))
+        for k in range(n):
+            _degrade(stack[k], text_box, spec.text_degradation, np.random.default_rng(sub_seed))
+
+    if spec.calipers and tissues[0].lesion is not None:
+        clean = stack[0].copy()
+        ccol: tuple[int, ...] = YELLOW if yellow else (int(rng.integers(235, 256)),) * 3
+        marks, legend = _draw_calipers(
+            stack[0],
+            rng,
+            tissues[0].lesion,
+            fx0,
+            regions[0].delta_x,
+            text_box,
+            _fit(ccol, stack[0]),
+        )
+        out.calipers = marks
+        out.caliper_legend_box = legend
+        out.clean = clean
+
+    if spec.capture == "green_corrupt":
+        # A broken capture card: green channel dominant, red / blue attenuated, stripes.
+        f = stack.astype(np.float32)
+        f[..., 0] *= rng.uniform(0.15, 0.35)
+        f[..., 2] *= rng.uniform(0.15, 0.35)
+        f[..., 1] = f[..., 1] * 0.9 + rng.uniform(25, 45)
+        rows = rng.random(h) < 0.04
+        f[:, rows, :, 1] = 180
+        stack = np.clip(f, 0, 255).astype(np.uint8)
+        out.frames = stack
+    return out
+
+
+def _fit(color: tuple[int, ...], img: np.ndarray) -> tuple[int, ...]:
+    return color if img.ndim == 3 else (int(color[0]),)
+
+
+def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
