@@ -150,7 +150,10 @@ def _pick_resent(
     seed: int, batch_index: int, patients: int, cfg: GeneratorConfig
 ) -> StudyPlan | None:
     prev: BatchPlan = plan_batch(seed, batch_index - 1, patients, cfg)
-    candidates = [st for st in prev.studies if st.filter_case is None]
+    # A clean study: re-sending the truncated file too would blur what the edge case tests.
+    candidates = [
+        st for st in prev.studies if st.filter_case is None and not any(it.edge for it in st.items)
+    ]
     if not candidates:
         return None
     rng = np.random.default_rng(seed_int("resend", seed, batch_index))
@@ -382,13 +385,15 @@ _PDF = (
 
 
 def _non_dicom_row(role: str) -> dict[str, Any]:
-    junk = role == "junk"
+    # The DICOM catalog records every member; a non-DICOM one (the case CSV included, which the
+    # case_table asset reads separately) is quarantined there as 'not_dicom'. `member_role`
+    # tells the case CSV ('case_csv') from stray files ('junk').
     return {
         "member_role": role,
         "member_kind": "non_dicom",
         "capture": "non_dicom",
-        "expected_status": "quarantined" if junk else "ok",
-        "quarantine_code": "not_dicom" if junk else None,
+        "expected_status": "quarantined",
+        "quarantine_code": "not_dicom",
         "is_doppler": False,
         "has_calipers": False,
         "body_marker": False,

@@ -20,7 +20,7 @@ class GeneratorConfig:
     """Proportions and switches of the synthetic Mayo-style batch generator."""
 
     # Study structure.
-    stills_per_study: tuple[int, int] = (3, 6)  # inclusive range for a regular study
+    stills_per_study: tuple[int, int] = (3, 5)  # inclusive range for a regular study
     stills_per_filter_study: tuple[int, int] = (2, 3)  # small studies that carry a filter case
     second_study_share: float = 0.15  # patients with a second (regular) accession
     bilateral_share: float = 0.2  # studies that scan both breasts

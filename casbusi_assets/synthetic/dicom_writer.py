@@ -178,7 +178,8 @@ def encode(ds: Dataset, transfer_syntax: str) -> bytes:
     """Compress (if asked) and serialise `ds` as a Part 10 file."""
     uid = TRANSFER_SYNTAX_UIDS[transfer_syntax]
     if uid != ExplicitVRLittleEndian:
-        ds.compress(uid, encoding_plugin="pylibjpeg")
+        # pydicom 3 would otherwise mint a random SOP Instance UID (breaks determinism and truth).
+        ds.compress(uid, encoding_plugin="pylibjpeg", generate_instance_uid=False)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
