@@ -124,11 +124,19 @@ _CHROME_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"(?<![A-Z])A[O0]\s*[=:]?\s*\d+\s*%",
         r"\d+(?:\.\d+)?\s*%",
         r"\d+(?:\.\d+)?\s*(?:HZ|KHZ|MHZ|DB)(?![A-Z])",
-        r"(?<![A-Z])(?:FR|DR|GN|GAIN|PRF|WF|FPS)\s*[=:]?\s*\d+(?:\.\d+)?",
+        r"(?<![A-Z])(?:FR|DR|GN|GAIN|PRF|WF|FPS)\s*[=:]?\s*\d+(?:\.\d+)?\s*K?(?![A-Z])",
+        # parameter panel: Frq 12.0, Map B, E/A 2/1, S/P 3/2, PRF 1.2k, 3/3/4
+        r"(?<![A-Z])(?:FRQ|FREQ|PRF)\s*[=:]?\s*\d+(?:\.\d+)?\s*K?(?![A-Z])",
+        r"(?<![A-Z])MAP\s*[A-Z0-9](?![A-Z0-9])",
+        r"(?<![A-Z])(?:E/A|S/P)\s*\d+\s*/\s*\d+",
+        r"(?<![\d/:])\d+/\d+(?:/\d+)?(?![\d/])",
+        # probe names with hyphens: 9L-D, L2-9-D, ML6-15-D, PLT-1204BT, EL18-4 (never LT-2)
+        r"(?<![A-Z0-9])(?!(?:LT|RT|LEFT|RIGHT|L|R)-\d)(?=[A-Z0-9-]*\d)"
+        r"(?:[A-Z]+\d*[A-Z]*|\d+[A-Z]+\d*)(?:-[A-Z0-9]+)+(?![A-Z0-9])",
         # probe names: L12-5, C5-1, ML6-15, 9L4, 12L5, M12L, L8-18I
         r"(?<![A-Z0-9])[A-Z]{1,3}\d{1,2}-\d{1,2}[A-Z]?(?![A-Z0-9])",
         r"(?<![A-Z0-9:.])\d{1,2}[A-Z]{1,2}\d{1,2}(?![A-Z0-9:])",
-        r"(?<![A-Z0-9])[A-Z]\d{1,2}[A-Z](?![A-Z0-9])",
+        r"(?<![A-Z0-9])[A-Z]\d{2}[A-Z](?![A-Z0-9])",  # M12L; not U0Q (a misread UOQ)
         # counters: IM#2, #12, CINE 0118
         r"\S*#\s*\d+",
         r"(?<![A-Z])CINE\s*\d+",
@@ -149,6 +157,25 @@ def _strip_chrome(text: str) -> str:
         # a separator, not nothing, so that the text either side cannot fuse into a new token
         text = pattern.sub(" | ", text)
     return text
+
+
+_LEFTOVER_PUNCT = re.compile(r"[|+*#.,;:=<>\-/_()\[\]'\"~!?@$&^%\s]+")
+
+
+def strip_chrome(text: str) -> str:
+    """``text`` normalised, with the scanner-chrome patterns above removed."""
+    rest = _strip_chrome(f" {normalize_text(text)} ")
+    return " ".join(rest.replace("|", " ").split())
+
+
+def is_chrome(text: str) -> bool:
+    """True when ``text`` (one OCR box) is nothing but scanner chrome.
+
+    That is: nothing is left once the chrome patterns are removed, or only one stray digit
+    (the index of a measurement legend, "1 Dist 1.23 cm").
+    """
+    rest = _LEFTOVER_PUNCT.sub(" ", strip_chrome(text)).strip()
+    return rest == "" or bool(re.fullmatch(r"\d", rest))
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,9 +277,31 @@ def _words(text: str) -> list[tuple[int, str, str]]:
             hit = _WORDS.get(token.translate(_DIGIT_AS_LETTER))
             if hit is None:
                 hit = _WORDS.get(token.rstrip("0123456789"))
+        if hit is None and token.isalpha():
+            # words glued by lost spaces: LTUIQ, LTSUBCLAVICULAROBL. Parts of 3+ letters, or
+            # LT / RT, so that short words cannot be conjured out of ordinary ones (SALT).
+            for part in _split_glued(token) or []:
+                found.append((m.start(), *_WORDS[part]))
         if hit is not None:
             found.append((m.start(), hit[0], hit[1]))
     return sorted(found)
+
+
+def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
+    """The fewest known words that spell ``token`` exactly, or None (dynamic programming)."""
+    n = len(token)
+    best: list[list[str] | None] = [None] * (n + 1)
+    best[0] = []
+    for end in range(2, n + 1):
+        for start in range(0, end - 1):
+            prev = best[start]
+            part = token[start:end]
+            if prev is None or part not in _WORDS or (len(part) < 3 and part not in ("LT", "RT")):
+                continue
+            if len(prev) < max_parts and (best[end] is None or len(prev) + 1 < len(best[end])):
+                best[end] = [*prev, part]
+    result = best[n]
+    return result if result and len(result) >= 2 else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,7 +310,7 @@ def _words(text: str) -> list[tuple[int, str, str]]:
 _TYPICAL_MINUTES = ("00", "15", "30", "45")
 
 # hour / minute characters an engine confuses with digits (1O:OO, IO:OO, lO:OO)
-_CLOCK_COLON = re.compile(r"(?<![0-9.:/-])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9A-Z:])")
+_CLOCK_COLON = re.compile(r"(?<![0-9.:/])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9A-Z:])")
 _CLOCK_WEAK = re.compile(r"(?<![A-Z0-9.:/-])(\d{1,2})(?:\s*[.,]\s*|\s)(\d{2})(?![0-9:.]|\s*-)")
 _CLOCK_WORD = re.compile(
     r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:O\s*'?\s*CLOCK|O'?\s*CLK|O'?C)(?![A-Z])"

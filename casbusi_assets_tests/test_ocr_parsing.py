@@ -57,6 +57,12 @@ CASES: list[tuple[str, str, str, str, str | None, float | None]] = [
     ("R INFRACLAV TRANS", "subclavicular", "right", "trans", None, None),
     ("R 12:00 7CM FN\nRAD", "breast", "right", "radial", "12:00", 7.0),
     ("L UOQ", "breast", "left", U, "uoq", None),
+    ("LTUIQ 4CM FN RAD", "breast", "left", "radial", "uiq", 4.0),
+    ("RIGHT SUPRACLAVLONG", "supraclavicular", "right", "long", None, None),
+    ("SALT BASALT", U, U, U, None, None),
+    ("LTSUBCLAVICULAROBL", "subclavicular", "left", "oblique", None, None),
+    ("LTAXILLALONGITUDINAL", "axilla", "left", "long", None, None),
+    ("LT BREAST U0Q 4-5 CM FN", "breast", "left", U, "uoq", 4.5),
     ("R 1.8 3.6 P", U, U, U, None, None),
     # --- multi-line text (two labels stacked on the screen)
     ("LT BREAST 2:00 3CM FN\nRADIAL", "breast", "left", "radial", "2:00", 3.0),
