@@ -123,7 +123,9 @@ _CHROME_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"(?<![A-Z])(?:MI|TIS|TIB|TIC|TI)\s*[=<>:]?\s*\d*\.?\d+",
         r"(?<![A-Z])A[O0]\s*[=:]?\s*\d+\s*%",
         r"\d+(?:\.\d+)?\s*%",
-        r"\d+(?:\.\d+)?\s*(?:HZ|KHZ|MHZ|DB)(?![A-Z])",
+        r"\d[\dO]*(?:\.\d+)?\s*(?:HZ|KHZ|MHZ|DB)(?![A-Z])",
+        # colour / power Doppler labels on the colour bar
+        r"(?<![A-Z])(?:PWR|CFM|CPA|PDI)(?![A-Z])",
         r"(?<![A-Z])(?:FR|DR|GN|GAIN|PRF|WF|FPS)\s*[=:]?\s*\d+(?:\.\d+)?\s*K?(?![A-Z])",
         # parameter panel: Frq 12.0, Map B, E/A 2/1, S/P 3/2, PRF 1.2k, 3/3/4
         r"(?<![A-Z])(?:FRQ|FREQ|PRF)\s*[=:]?\s*\d+(?:\.\d+)?\s*K?(?![A-Z])",
@@ -216,7 +218,8 @@ def _add(field: str, value: str, words: Iterable[str]) -> None:
 
 
 _add("laterality", "left", ["LT", "LEFT", "LFT"])
-_add("laterality", "right", ["RT", "RIGHT", "RGT", "RIGH"])
+# RICHT / RIGHI / RLGHT: the recogniser's usual misreads of RIGHT on speckle
+_add("laterality", "right", ["RT", "RIGHT", "RGT", "RIGH", "RICHT", "RIGHI", "RLGHT", "RIGHF"])
 _add("area", "breast", ["BREAST", "BR", "BRST", "BREASTS", "AXTAIL"])
 _add("area", "axilla", ["AXILLA", "AXILLARY", "AX", "AXILA", "AXLLA", "AXIL", "AXILL"])
 _add(
@@ -246,6 +249,9 @@ _add("quadrant", "uoq", ["UOQ"])
 _add("quadrant", "uiq", ["UIQ"])
 _add("quadrant", "loq", ["LOQ"])
 _add("quadrant", "liq", ["LIQ"])
+# Words that set no field but must be known so that glued text can be split around them
+# ("LEFTAXILLALN" is LEFT AXILLA LN).
+_add("other", "other", ["LN", "LNS", "NODE", "MASS", "CYST", "LESION", "PALP", "CLIP", "SITE"])
 _add("subareolar", "subareolar", ["SA", "SUBAREOLAR", "RETROAREOLAR", "RETROAREOLA", "SUBAREOLA"])
 
 # digits an engine returns inside a word, mapped back to the letter they resemble. Applied only
@@ -280,11 +286,27 @@ def _words(text: str) -> list[tuple[int, str, str]]:
         if hit is None and token.isalpha():
             # words glued by lost spaces: LTUIQ, LTSUBCLAVICULAROBL. Parts of 3+ letters, or
             # LT / RT, so that short words cannot be conjured out of ordinary ones (SALT).
-            for part in _split_glued(token) or []:
+            parts = _split_glued(token)
+            if (
+                parts is None
+                and token[0] in "LR"
+                and _WORDS.get(token[1:], ("", ""))[0]
+                in (
+                    "area",
+                    "quadrant",
+                )
+            ):
+                # LSUPRACLAV, RUOQ: the single-letter side glued to an area or quadrant
+                found.append((m.start(), "laterality", "left" if token[0] == "L" else "right"))
+                parts = [token[1:]]
+            for part in parts or []:
                 found.append((m.start(), *_WORDS[part]))
         if hit is not None:
             found.append((m.start(), hit[0], hit[1]))
     return sorted(found)
+
+
+_SHORT_PARTS = ("LT", "RT", "BR", "LN")
 
 
 def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
@@ -296,7 +318,7 @@ def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
         for start in range(0, end - 1):
             prev = best[start]
             part = token[start:end]
-            if prev is None or part not in _WORDS or (len(part) < 3 and part not in ("LT", "RT")):
+            if prev is None or part not in _WORDS or (len(part) < 3 and part not in _SHORT_PARTS):
                 continue
             if len(prev) < max_parts and (best[end] is None or len(prev) + 1 < len(best[end])):
                 best[end] = [*prev, part]

@@ -1,0 +1,301 @@
+"""OCR accuracy and speed on a synthetic batch (and what is read on the real pydicom-data captures).
+
+    .venv/bin/python benchmarks/bench_ocr.py --seed 2026 --patients 50
+    .venv/bin/python benchmarks/bench_ocr.py --real          # only the real captures
+
+Generates one batch with `casbusi_assets.synthetic.generate_batches` into a temporary folder,
+decodes every still (`member_kind == 'image'`, `expected_status == 'ok'`) with pydicom, runs
+`read_annotation` with the ultrasound field from the DICOM header (union of all regions, as the
+OCR asset does), and compares each field with the generator's truth, separately for clean
+(`text_degradation == 'none'`) and degraded captures. Captures without any annotation count as
+clean: every field must then come out unknown.
+
+Per field it reports accuracy and the three kinds of error: *missed* (truth present, read
+unknown), *spurious* (truth unknown, read present) and *wrong* (both present, different).
+`ms/img` times the OCR engine call (`ocr_ms`) and the whole `read_annotation` call; both are
+wall-clock on whatever else the machine is doing, so the load average is printed alongside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FIELDS = ("laterality", "orientation", "clock_pos", "nipple_dist_cm", "area")
+REAL_CAPTURES = ("US1_UNCR.dcm", "OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm", "examples_palette.dcm")
+
+
+def _decode(data: bytes) -> tuple[np.ndarray, Any]:
+    import pydicom
+    from pydicom.pixels import apply_color_lut
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    arr = ds.pixel_array  # pydicom 3 converts YBR to RGB by default
+    if getattr(ds, "PhotometricInterpretation", "") == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+    if arr.dtype != np.uint8:
+        hi = float(arr.max()) or 1.0
+        arr = (arr.astype(np.float32) * (255.0 / hi)).astype(np.uint8)
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        arr = arr[0]
+    return arr, ds
+
+
+def _regions(ds: Any) -> tuple[int, int, int, int] | None:
+    """Union of the tissue regions of SequenceOfUltrasoundRegions (what the OCR asset passes)."""
+    seq = ds.get("SequenceOfUltrasoundRegions")
+    if not seq:
+        return None
+    boxes = [
+        (
+            int(r.RegionLocationMinX0),
+            int(r.RegionLocationMinY0),
+            int(r.RegionLocationMaxX1),
+            int(r.RegionLocationMaxY1),
+        )
+        for r in seq
+        if int(r.get("RegionDataType", 1) or 1) in (1, 2)  # tissue / colour flow, not waveforms
+    ]
+    if not boxes:
+        return None
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _norm(field: str, value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None if field in ("clock_pos", "nipple_dist_cm") else "unknown"
+    return value
+
+
+def _present(field: str, value: Any) -> bool:
+    return value is not None and value != "unknown"
+
+
+def _equal(field: str, truth: Any, read: Any) -> bool:
+    if field == "nipple_dist_cm" and truth is not None and read is not None:
+        return abs(float(truth) - float(read)) <= 0.05
+    return truth == read
+
+
+def _load_avg() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def run_synthetic(
+    seed: int, patients: int, engine_opts: dict[str, Any], read_opts: dict[str, Any], show: int
+) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from casbusi_assets.ocr_engines import make_engine
+    from casbusi_assets.ocr_reading import read_annotation
+    from casbusi_assets.synthetic import generate_batches
+
+    with tempfile.TemporaryDirectory(prefix="bench_ocr_") as tmp:
+        t0 = time.perf_counter()
+        files = generate_batches(Path(tmp), batches=1, patients=patients, seed=seed)[0]
+        gen_s = time.perf_counter() - t0
+        truth = pq.read_table(files.truth_path).to_pylist()
+        stills = [r for r in truth if r["member_kind"] == "image" and r["expected_status"] == "ok"]
+        t0 = time.perf_counter()
+        engine = make_engine(**engine_opts)
+        init_s = time.perf_counter() - t0
+
+        stats: dict[str, dict[str, Counter[str]]] = {
+            "clean": defaultdict(Counter),
+            "degraded": defaultdict(Counter),
+        }
+        n_images: Counter[str] = Counter()
+        ocr_ms: list[float] = []
+        total_ms: list[float] = []
+        failures: list[dict[str, Any]] = []
+        by_degradation: dict[str, Counter[str]] = defaultdict(Counter)
+        with zipfile.ZipFile(files.zip_path) as zf:
+            for row in stills:
+                img, ds = _decode(zf.read(row["member_path"]))
+                region = _regions(ds)
+                t1 = time.perf_counter()
+                reading = read_annotation(img, engine, region, **read_opts)
+                total_ms.append((time.perf_counter() - t1) * 1000.0)
+                ocr_ms.append(reading.ocr_ms)
+                degradation = row["text_degradation"] or "none"
+                group = "clean" if degradation == "none" else "degraded"
+                n_images[group] += 1
+                wrong_fields = []
+                for f in FIELDS:
+                    t = _norm(f, row[f])
+                    r = _norm(f, getattr(reading.parsed, f))
+                    if _equal(f, t, r):
+                        stats[group][f]["correct"] += 1
+                    elif _present(f, t) and not _present(f, r):
+                        stats[group][f]["missed"] += 1
+                        wrong_fields.append(f)
+                    elif not _present(f, t) and _present(f, r):
+                        stats[group][f]["spurious"] += 1
+                        wrong_fields.append(f)
+                    else:
+                        stats[group][f]["wrong"] += 1
+                        wrong_fields.append(f)
+                by_degradation[degradation]["images"] += 1
+                by_degradation[degradation]["all_fields_ok"] += not wrong_fields
+                if wrong_fields:
+                    failures.append(
+                        {
+                            "member": row["member_path"].rsplit("/", 1)[-1],
+                            "capture": row["capture"],
+                            "degradation": degradation,
+                            "font": row["text_font"],
+                            "size": f"{img.shape[1]}x{img.shape[0]}",
+                            "truth_text": (row["annotation_text"] or "").replace("\n", " / "),
+                            "read": reading.description,
+                            "fields": wrong_fields,
+                            "boxes": [b.as_dict() for b in reading.all_boxes],
+                        }
+                    )
+
+    def pct(c: Counter[str]) -> str:
+        n = sum(c.values())
+        return f"{100.0 * c['correct'] / n:.1f}%" if n else "n/a"
+
+    lines = [
+        f"### OCR on synthetic batch: seed {seed}, {patients} patients, "
+        f"{sum(n_images.values())} stills ({n_images['clean']} clean, "
+        f"{n_images['degraded']} degraded)",
+        "",
+        "| field | clean | degraded | missed | spurious | wrong |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in FIELDS:
+        c, d = stats["clean"][f], stats["degraded"][f]
+        lines.append(
+            f"| {f} | {pct(c)} | {pct(d)} | "
+            f"{c['missed']} / {d['missed']} | {c['spurious']} / {d['spurious']} | "
+            f"{c['wrong']} / {d['wrong']} |"
+        )
+    lines += [
+        "",
+        "(missed / spurious / wrong: clean / degraded counts)",
+        "",
+        "| degradation | images | all fields right |",
+        "|---|---|---|",
+    ]
+    for k in sorted(by_degradation):
+        c = by_degradation[k]
+        lines.append(f"| {k} | {c['images']} | {c['all_fields_ok']} |")
+    lines += [
+        "",
+        f"ms/img, OCR engine call: median {statistics.median(ocr_ms):.0f}, "
+        f"mean {statistics.fmean(ocr_ms):.0f}, p90 {np.percentile(ocr_ms, 90):.0f}; "
+        f"whole read_annotation: median {statistics.median(total_ms):.0f}",
+        f"engine {engine!r}, init {init_s:.2f} s; batch generation {gen_s:.1f} s; "
+        f"load average at end {_load_avg()}; {os.cpu_count()} CPUs",
+    ]
+    print("\n".join(lines))
+    if failures and show:
+        print(f"\n#### {len(failures)} images with at least one wrong field (first {show})\n")
+        for fl in failures[:show]:
+            print(
+                f"- [{fl['degradation']}, {fl['capture']}, {fl['font']}, {fl['size']}] "
+                f"truth `{fl['truth_text']}` read `{fl['read']}` wrong {fl['fields']}"
+            )
+    return {
+        "seed": seed,
+        "patients": patients,
+        "images": dict(n_images),
+        "accuracy": {g: {f: dict(stats[g][f]) for f in FIELDS} for g in ("clean", "degraded")},
+        "ocr_ms_median": statistics.median(ocr_ms),
+        "read_ms_median": statistics.median(total_ms),
+        "failures": failures,
+    }
+
+
+def run_real(engine_opts: dict[str, Any], read_opts: dict[str, Any]) -> list[dict[str, Any]]:
+    from pydicom.data import get_testdata_file
+
+    from casbusi_assets.ocr_engines import make_engine
+    from casbusi_assets.ocr_reading import read_annotation
+
+    engine = make_engine(**engine_opts)
+    out = []
+    print("\n### Real captures (pydicom-data)\n")
+    for name in REAL_CAPTURES:
+        # only names known to ship locally: get_testdata_file hangs ~21 s offline otherwise
+        path = get_testdata_file(name)
+        if path is None:
+            print(f"- {name}: not installed (pip install pydicom-data)")
+            continue
+        img, ds = _decode(Path(path).read_bytes())
+        region = _regions(ds)
+        reading = read_annotation(img, engine, region, **read_opts)
+        kept = " | ".join(b.text for b in reading.text_boxes)
+        dropped = " | ".join(
+            f"{b.text} ({b.drop_reason})" for b in reading.all_boxes if b.drop_reason
+        )
+        print(
+            f"- **{name}** {img.shape[1]}x{img.shape[0]}, region {region}: "
+            f"description `{reading.description}`; parsed {reading.parsed.as_dict()}; "
+            f"dropped: {dropped or '-'}; {reading.ocr_ms:.0f} ms"
+        )
+        out.append(
+            {
+                "file": name,
+                "region": region,
+                "description": reading.description,
+                "kept": kept,
+                "parsed": reading.parsed.as_dict(),
+                "all_boxes": [b.as_dict() for b in reading.all_boxes],
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--patients", type=int, default=50)
+    ap.add_argument("--engine", default="rapidocr")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--engine-opts", default="{}", help="JSON dict passed to make_engine")
+    ap.add_argument("--read-opts", default="{}", help="JSON dict passed to read_annotation")
+    ap.add_argument("--real", action="store_true", help="only the real pydicom-data captures")
+    ap.add_argument("--no-real", action="store_true", help="skip the real captures")
+    ap.add_argument("--show", type=int, default=25, help="failures to list")
+    ap.add_argument("--json", type=Path, help="write the full results (failures too) here")
+    args = ap.parse_args(argv)
+
+    engine_opts = {"name": args.engine, "device": args.device, **json.loads(args.engine_opts)}
+    read_opts = json.loads(args.read_opts)
+    results: dict[str, Any] = {}
+    if not args.real:
+        results["synthetic"] = run_synthetic(
+            args.seed, args.patients, engine_opts, read_opts, args.show
+        )
+    if not args.no_real:
+        results["real"] = run_real(engine_opts, read_opts)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
