@@ -53,7 +53,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
         ),
         "ocr_engine": OcrEngineResource(
             engine=_env("CASBUSI_OCR_ENGINE", "rapidocr"),
-            model_dir=_env("CASBUSI_OCR_MODEL_DIR", ""),
+            model_dir=_env("CASBUSI_EASYOCR_MODEL_DIR", ""),
             min_score=float(_env("CASBUSI_OCR_MIN_SCORE", "0.5")),
         ),
         "inbox_settings": InboxSettings(
