@@ -128,15 +128,19 @@ def run_synthetic(
         n_images: Counter[str] = Counter()
         ocr_ms: list[float] = []
         total_ms: list[float] = []
+        cpu_ms: list[float] = []  # process CPU time (both onnxruntime threads)
+        sizes: dict[str, list[float]] = defaultdict(list)
         failures: list[dict[str, Any]] = []
         by_degradation: dict[str, Counter[str]] = defaultdict(Counter)
         with zipfile.ZipFile(files.zip_path) as zf:
             for row in stills:
                 img, ds = _decode(zf.read(row["member_path"]))
                 region = _regions(ds)
-                t1 = time.perf_counter()
+                t1, c1 = time.perf_counter(), time.process_time()
                 reading = read_annotation(img, engine, region, **read_opts)
                 total_ms.append((time.perf_counter() - t1) * 1000.0)
+                cpu_ms.append((time.process_time() - c1) * 1000.0)
+                sizes[f"{img.shape[1]}x{img.shape[0]}"].append(reading.ocr_ms)
                 ocr_ms.append(reading.ocr_ms)
                 degradation = row["text_degradation"] or "none"
                 group = "clean" if degradation == "none" else "degraded"
@@ -206,7 +210,13 @@ def run_synthetic(
         "",
         f"ms/img, OCR engine call: median {statistics.median(ocr_ms):.0f}, "
         f"mean {statistics.fmean(ocr_ms):.0f}, p90 {np.percentile(ocr_ms, 90):.0f}; "
-        f"whole read_annotation: median {statistics.median(total_ms):.0f}",
+        f"whole read_annotation: median {statistics.median(total_ms):.0f}; "
+        f"CPU time per read_annotation (2 threads summed): median {statistics.median(cpu_ms):.0f}",
+        "OCR engine ms by screen size (median, n): "
+        + ", ".join(
+            f"{k} {statistics.median(v):.0f} ({len(v)})"
+            for k, v in sorted(sizes.items(), key=lambda kv: int(kv[0].split("x")[0]))
+        ),
         f"engine {engine!r}, init {init_s:.2f} s; batch generation {gen_s:.1f} s; "
         f"load average at end {_load_avg()}; {os.cpu_count()} CPUs",
     ]
@@ -225,6 +235,8 @@ def run_synthetic(
         "accuracy": {g: {f: dict(stats[g][f]) for f in FIELDS} for g in ("clean", "degraded")},
         "ocr_ms_median": statistics.median(ocr_ms),
         "read_ms_median": statistics.median(total_ms),
+        "cpu_ms_median": statistics.median(cpu_ms),
+        "ocr_ms_by_size": {k: statistics.median(v) for k, v in sizes.items()},
         "failures": failures,
     }
 

@@ -217,7 +217,8 @@ def _add(field: str, value: str, words: Iterable[str]) -> None:
         _WORDS[word] = (field, value)
 
 
-_add("laterality", "left", ["LT", "LEFT", "LFT"])
+# LF: the recogniser's usual misread of LT in small fonts
+_add("laterality", "left", ["LT", "LEFT", "LFT", "LF"])
 # RICHT / RIGHI / RLGHT: the recogniser's usual misreads of RIGHT on speckle
 _add("laterality", "right", ["RT", "RIGHT", "RGT", "RIGH", "RICHT", "RIGHI", "RLGHT", "RIGHF"])
 _add("area", "breast", ["BREAST", "BR", "BRST", "BREASTS", "AXTAIL"])
@@ -251,7 +252,11 @@ _add("quadrant", "loq", ["LOQ"])
 _add("quadrant", "liq", ["LIQ"])
 # Words that set no field but must be known so that glued text can be split around them
 # ("LEFTAXILLALN" is LEFT AXILLA LN).
-_add("other", "other", ["LN", "LNS", "NODE", "MASS", "CYST", "LESION", "PALP", "CLIP", "SITE"])
+_add(
+    "other",
+    "other",
+    ["LN", "LNS", "NODE", "MASS", "CYST", "LESION", "PALP", "CLIP", "SITE", "CM", "FN", "CMFN"],
+)
 _add("subareolar", "subareolar", ["SA", "SUBAREOLAR", "RETROAREOLAR", "RETROAREOLA", "SUBAREOLA"])
 
 # digits an engine returns inside a word, mapped back to the letter they resemble. Applied only
@@ -306,7 +311,7 @@ def _words(text: str) -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-_SHORT_PARTS = ("LT", "RT", "BR", "LN")
+_SHORT_PARTS = ("LT", "RT", "LF", "BR", "LN", "CM", "FN")
 
 
 def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
@@ -326,6 +331,44 @@ def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
     return result if result and len(result) >= 2 else None
 
 
+_ALPHA_RUN = re.compile(r"(?<![A-Z])[A-Z]{3,}(?![A-Z])")
+# long area / orientation words an engine may misspell by one letter (RADIAD, TRANSVERSF); 6+
+# letters only, and never the side: LIGHT is one letter from RIGHT, CLEFT from LEFT
+_FUZZY_WORDS = sorted(
+    w for w, (f, _) in _WORDS.items() if len(w) >= 6 and f in ("area", "orientation")
+)
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1 :]
+
+
+def _repair_word(m: re.Match[str]) -> str:
+    """Re-space glued words (7-8CMFNLONG) and fix one-letter misspellings of long keywords."""
+    token = m.group(0)
+    if token in _WORDS:
+        return token
+    parts = _split_glued(token)
+    if parts is not None:
+        return " ".join(parts)
+    if token[0] in "LR" and _WORDS.get(token[1:], ("", ""))[0] in ("area", "quadrant"):
+        return f"{token[0]} {token[1:]}"  # LSUPRACLAV, RUOQ: a single-letter side glued on
+    if len(token) >= 6:
+        close = [w for w in _FUZZY_WORDS if _within_one_edit(token, w)]
+        if len({_WORDS[w] for w in close}) == 1:
+            return close[0]
+    return token
+
+
 # --------------------------------------------------------------------------------------------
 # clock position
 
@@ -335,7 +378,7 @@ _TYPICAL_MINUTES = ("00", "15", "30", "45")
 _CLOCK_COLON = re.compile(r"(?<![0-9.:/])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9A-Z:])")
 _CLOCK_WEAK = re.compile(r"(?<![A-Z0-9.:/-])(\d{1,2})(?:\s*[.,]\s*|\s)(\d{2})(?![0-9:.]|\s*-)")
 _CLOCK_WORD = re.compile(
-    r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:O\s*'?\s*CLOCK|O'?\s*CLK|O'?C)(?![A-Z])"
+    r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:[O0]\s*'?\s*CLOCK|[O0]'?\s*CLK|O'?C)(?![A-Z])"
 )
 
 
@@ -450,6 +493,7 @@ def parse_annotation(text: str) -> ParsedAnnotation:
     clean = _strip_chrome(f" {norm} ")
     for pattern, repl in _PHRASES:
         clean = pattern.sub(repl, clean)
+    clean = _ALPHA_RUN.sub(_repair_word, clean)
 
     words = _words(clean)
     by_field: dict[str, list[str]] = {}
