@@ -288,29 +288,13 @@ def _words(text: str) -> list[tuple[int, str, str]]:
             hit = _WORDS.get(token.translate(_DIGIT_AS_LETTER))
             if hit is None:
                 hit = _WORDS.get(token.rstrip("0123456789"))
-        if hit is None and token.isalpha():
-            # words glued by lost spaces: LTUIQ, LTSUBCLAVICULAROBL. Parts of 3+ letters, or
-            # LT / RT, so that short words cannot be conjured out of ordinary ones (SALT).
-            parts = _split_glued(token)
-            if (
-                parts is None
-                and token[0] in "LR"
-                and _WORDS.get(token[1:], ("", ""))[0]
-                in (
-                    "area",
-                    "quadrant",
-                )
-            ):
-                # LSUPRACLAV, RUOQ: the single-letter side glued to an area or quadrant
-                found.append((m.start(), "laterality", "left" if token[0] == "L" else "right"))
-                parts = [token[1:]]
-            for part in parts or []:
-                found.append((m.start(), *_WORDS[part]))
         if hit is not None:
             found.append((m.start(), hit[0], hit[1]))
     return sorted(found)
 
 
+# Words glued by lost spaces (LTUIQ, LTSUBCLAVICULAROBL) are split into known words of 3+
+# letters or these short ones, so that short words cannot be conjured out of ordinary ones (SALT).
 _SHORT_PARTS = ("LT", "RT", "LF", "BR", "LN", "CM", "FN")
 
 
