@@ -508,6 +508,18 @@ def _catalog_one(zf: Any, member: ZipMember, limits: ZipLimits) -> dict[str, Any
     return catalog_member(member.path, data)
 
 
+def is_case_csv(member_path: str, name: str) -> bool:
+    parts = member_path.replace("\\", "/").strip("/").split("/")
+    return len(parts) <= 2 and parts[-1].lower() == name.lower()
+
+
+def case_csv_row(member_path: str, data: bytes) -> dict[str, Any]:
+    row = empty_row(member_path)
+    row.update(kind="case_csv", file_size=len(data), file_sha256=hashlib.sha256(data).hexdigest(),
+               status="ok", error_code=None, error=None)
+    return row
+
+
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -519,8 +531,12 @@ def catalog_zip(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     executor: str = "thread",
+    case_csv_name: str = "total_cases_anon.csv",
 ) -> pd.DataFrame:
     """Catalogue every member of a batch zip: one DICOM_CATALOG row each, sorted by member_path.
+
+    The batch's case CSV (`case_csv_name` at the zip root or one folder deep, any case) is an
+    expected member, not junk: it gets kind 'case_csv', status ok and its hash.
 
     Raises BatchArchiveError (from zip_members) only when the archive as a whole is unusable.
     `executor` is 'thread' (default), 'process' or 'serial'. Threads won on the 2-core dev box:
@@ -540,6 +556,9 @@ def catalog_zip(
     for m in members:
         if m.problem_code:
             rows.append(quarantine_row(m.path, m.problem_code, m.problem or m.problem_code, m.size))
+        elif is_case_csv(m.path, case_csv_name):
+            with open_batch_zip(zip_path, limits) as zf:
+                rows.append(case_csv_row(m.path, read_member(zf, m, limits)))
         else:
             todo.append(m)
 

@@ -49,7 +49,7 @@ DICOM_CATALOG = pa.schema(
         ("number_of_frames", I64),
         ("bits_allocated", I64),
         ("transfer_syntax_uid", STR),
-        ("kind", STR),  # image | video | no_pixels (null when unreadable)
+        ("kind", STR),  # image | video | no_pixels | case_csv (null when unreadable)
         ("region_count", I64),
         ("us_regions", STR),  # JSON list of SequenceOfUltrasoundRegions items
         ("file_size", I64),

@@ -9,7 +9,7 @@ from casbusi_assets.batch_sources import BatchSourceError, find_zip
 from casbusi_assets.dicom_reading import catalog_zip
 from casbusi_assets.parallel import Progress
 from casbusi_assets.partitions import batch_partitions
-from casbusi_assets.resources import CasbusiHome, IngestSettings
+from casbusi_assets.resources import CasbusiHome, CaseCsvSource, IngestSettings
 from casbusi_assets.zip_members import BatchArchiveError
 
 inbox_zip = dg.AssetSpec(
@@ -30,11 +30,15 @@ inbox_zip = dg.AssetSpec(
     metadata={"partition_expr": "batch_id"},
 )
 def dicom_catalog(
-    context: dg.AssetExecutionContext, casbusi_home: CasbusiHome, ingest_settings: IngestSettings
+    context: dg.AssetExecutionContext,
+    casbusi_home: CasbusiHome,
+    ingest_settings: IngestSettings,
+    case_csv_source: CaseCsvSource,
 ) -> pd.DataFrame:
     """One row per member of the batch zip, read straight from the archive: identifiers, typed
     hot tags, the whole header as DICOM-JSON, file and pixel hashes, `kind` (image / video /
-    no_pixels, from NumberOfFrames and pixel presence) and a `status`. Members that cannot be used
+    no_pixels, from NumberOfFrames and pixel presence; case_csv for the batch's case table) and a
+    `status`. Members that cannot be used
     (not DICOM, truncated, undecodable, unsafe path, too large, missing identifiers) are kept as
     `quarantined` rows with an `error_code` and a readable `error`."""
     home = casbusi_home.layout()
@@ -45,6 +49,7 @@ def dicom_catalog(
         df = catalog_zip(
             zip_path, batch_id, ingest_settings.limits(), workers=ingest_settings.workers,
             progress=Progress(context.log.info, "dicom_catalog").update,
+            case_csv_name=case_csv_source.member_name,
         )
     except (BatchSourceError, BatchArchiveError) as exc:
         # Nothing has been written: the run fails with the reason, no partial outputs.

@@ -385,15 +385,16 @@ _PDF = (
 
 
 def _non_dicom_row(role: str) -> dict[str, Any]:
-    # The DICOM catalog records every member; a non-DICOM one (the case CSV included, which the
-    # case_table asset reads separately) is quarantined there as 'not_dicom'. `member_role`
-    # tells the case CSV ('case_csv') from stray files ('junk').
+    # The DICOM catalog records every member: stray non-DICOM files ('junk') are quarantined
+    # there as 'not_dicom'; the case CSV is an expected member of kind 'case_csv' (the
+    # case_table asset reads its content).
+    case_csv = role == "case_csv"
     return {
         "member_role": role,
-        "member_kind": "non_dicom",
-        "capture": "non_dicom",
-        "expected_status": "quarantined",
-        "quarantine_code": "not_dicom",
+        "member_kind": "case_csv" if case_csv else "non_dicom",
+        "capture": "case_csv" if case_csv else "non_dicom",
+        "expected_status": "ok" if case_csv else "quarantined",
+        "quarantine_code": None if case_csv else "not_dicom",
         "is_doppler": False,
         "has_calipers": False,
         "body_marker": False,

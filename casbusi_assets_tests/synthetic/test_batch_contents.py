@@ -88,7 +88,7 @@ def test_truth_has_the_required_columns_and_vocabularies(default_batches):
     t = default_batches[0].truth
     assert set(REQUIRED_COLUMNS) <= set(t.columns)
     assert list(t.columns) == list(TRUTH_COLUMNS)
-    assert set(t["member_kind"]) == {"image", "video", "no_pixels", "non_dicom"}
+    assert set(t["member_kind"]) == {"image", "video", "no_pixels", "non_dicom", "case_csv"}
     assert set(t["expected_status"]) == {"ok", "quarantined"}
     assert set(t["quarantine_code"].dropna()) <= set(QUARANTINE_CODES)
     assert set(t["area"]) <= {"breast", "axilla", "supraclavicular", "subclavicular", "unknown"}
@@ -113,7 +113,7 @@ def test_every_kind_is_present(default_batches, index):
     t = g.truth
     d = g.dicom_rows()
     captures = {"grayscale", "doppler", "yellow_overlay", "dual_view", "dark", "green_corrupt"}
-    assert captures | {"cine", "structured_report", "non_dicom"} <= set(t["capture"])
+    assert captures | {"cine", "structured_report", "non_dicom", "case_csv"} <= set(t["capture"])
     assert {EXPLICIT_LE, RLE, J2K} <= set(d["transfer_syntax_uid"].dropna())
     assert {"MONOCHROME2", "RGB", "YBR_RCT", "YBR_FULL"} <= set(
         d["photometric_interpretation"].dropna()
