@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile
-	$(BIN)/dagster definitions validate
+	$(BIN)/dg check defs --use-active-venv 2>/dev/null || $(BIN)/dg check defs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

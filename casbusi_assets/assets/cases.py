@@ -15,17 +15,11 @@ from casbusi_assets.case_tables import (
     read_case_csv,
     uncased_accessions,
 )
-from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.partitions import batch_table
 from casbusi_assets.resources import CasbusiHome, CaseCsvSource, IngestSettings
 from casbusi_assets.zip_members import BatchArchiveError, open_batch_zip, read_root_file
 
-_TABLE = {
-    "partitions_def": batch_partitions,
-    "group_name": "cases",
-    "kinds": {"parquet"},
-    "io_manager_key": "warehouse_io_manager",
-    "metadata": {"partition_expr": "batch_id"},
-}
+_TABLE = batch_table("cases", {"parquet"})
 
 
 # After dicom_catalog: it validates the archive once and fails the run with the reason if it is

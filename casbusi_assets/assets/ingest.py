@@ -8,7 +8,7 @@ from casbusi_assets.asset_metadata import counts, markdown_table
 from casbusi_assets.batch_sources import BatchSourceError, find_zip
 from casbusi_assets.dicom_reading import catalog_zip
 from casbusi_assets.parallel import Progress
-from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.partitions import batch_partitions, batch_table
 from casbusi_assets.resources import CasbusiHome, CaseCsvSource, IngestSettings
 from casbusi_assets.zip_members import BatchArchiveError
 
@@ -21,14 +21,7 @@ inbox_zip = dg.AssetSpec(
 )
 
 
-@dg.asset(
-    partitions_def=batch_partitions,
-    group_name="ingest",
-    deps=[inbox_zip],
-    kinds={"dicom", "parquet"},
-    io_manager_key="warehouse_io_manager",
-    metadata={"partition_expr": "batch_id"},
-)
+@dg.asset(**batch_table("ingest", {"dicom", "parquet"}, deps=[inbox_zip]))
 def dicom_catalog(
     context: dg.AssetExecutionContext,
     casbusi_home: CasbusiHome,

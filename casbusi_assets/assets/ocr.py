@@ -5,19 +5,12 @@ import pandas as pd
 
 from casbusi_assets.asset_metadata import counts, markdown_table
 from casbusi_assets.ocr_batch import field_recovery, read_batch_annotations
-from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.partitions import batch_table
 from casbusi_assets.resources import DeviceResource, OcrEngineResource
 
 
-@dg.asset(
-    partitions_def=batch_partitions,
-    group_name="ocr",
-    kinds={"onnx", "parquet"},
-    io_manager_key="warehouse_io_manager",
-    metadata={"partition_expr": "batch_id"},
-    # One inference step at a time per machine: the engine already uses every core (or the GPU).
-    pool="inference",
-)
+# One inference step at a time per machine: the engine already uses every core (or the GPU).
+@dg.asset(**batch_table("ocr", {"onnx", "parquet"}, pool="inference"))
 def ocr_table(
     context: dg.AssetExecutionContext,
     image_table: pd.DataFrame,

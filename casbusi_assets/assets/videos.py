@@ -8,17 +8,11 @@ from casbusi_assets.asset_metadata import markdown_table
 from casbusi_assets.batch_export import export_videos
 from casbusi_assets.batch_sources import find_zip
 from casbusi_assets.file_staging import staged_batch_dir
-from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.partitions import batch_table
 from casbusi_assets.resources import CasbusiHome, IngestSettings, VideoFramePolicy
 
 
-@dg.asset(
-    partitions_def=batch_partitions,
-    group_name="videos",
-    kinds={"png", "parquet"},
-    io_manager_key="warehouse_io_manager",
-    metadata={"partition_expr": "batch_id"},
-)
+@dg.asset(**batch_table("videos", {"png", "parquet"}))
 def video_table(
     context: dg.AssetExecutionContext,
     dicom_catalog: pd.DataFrame,

@@ -10,22 +10,11 @@ import io
 
 import numpy as np
 
+from casbusi_assets.case_tables import REQUIRED_CASE_COLUMNS
+
 CASE_CSV_NAME = "total_cases_anon.csv"
-CASE_COLUMNS = (
-    "Patient_ID",
-    "Accession_Number",
-    "Biopsy_Accession",
-    "Biopsy_Laterality",
-    "BI-RADS",
-    "Study_Laterality",
-    "Biopsy",
-    "Path_Desc",
-    "Density_Desc",
-    "Time_Biop",
-    "Age",
-    "Race",
-    "Ethnicity",
-)
+# The generator writes exactly the columns the platform requires of a real delivery.
+CASE_COLUMNS = REQUIRED_CASE_COLUMNS
 VALID_BIRADS = ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6")
 INVALID_BIRADS = ("7", "N/A", "4D", "")
 
