@@ -5,6 +5,7 @@
     casbusi sql "QUERY" [--csv]
     casbusi demo
     casbusi ui [--port P]
+    casbusi delete-batch BATCH
     casbusi refresh-views
 
 `--home DIR` (before the command) or $CASBUSI_HOME chooses the home folder.
@@ -79,6 +80,15 @@ def cmd_sql(args: argparse.Namespace, home: HomeLayout) -> int:
     return 0
 
 
+def cmd_delete_batch(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets.runner import delete_batch
+
+    removed = delete_batch(home, args.batch)
+    _echo(f"batch {args.batch}: removed from {removed['tables']} table(s) and "
+          f"{removed['file_folders']} file folder(s); partition deleted")
+    return 0
+
+
 def cmd_refresh_views(args: argparse.Namespace, home: HomeLayout) -> int:
     from casbusi_assets import warehouse
 
@@ -136,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("delete-batch", help="remove a batch's rows, files and partition")
+    p.add_argument("batch", help="the batch key, e.g. batch_001")
+    p.set_defaults(func=cmd_delete_batch)
 
     p = sub.add_parser("refresh-views", help="recreate the DuckDB views (e.g. after moving home)")
     p.set_defaults(func=cmd_refresh_views)

@@ -102,3 +102,27 @@ def run_batch(
              if e.asset_key}
         )
         return BatchRunOutcome(key, result.run_id, seconds, done)
+
+
+def delete_batch(home: HomeLayout, key: str) -> dict[str, int]:
+    """Remove a batch everywhere: its rows in every table, its files, its registry entry and its
+    partition. Dagster keeps the run history; the zip itself is left where it is."""
+    from casbusi_assets import warehouse
+    from casbusi_assets.file_staging import remove_batch_files
+
+    removed = {"tables": 0, "file_folders": 0}
+    for table in warehouse.tables_present(home.warehouse):
+        if warehouse.batch_dir(home.warehouse, table, key).exists():
+            warehouse.delete_batch(home.warehouse, table, key)
+            removed["tables"] += 1
+    if home.files.is_dir():
+        for asset_dir in home.files.iterdir():
+            if (asset_dir / key).is_dir():
+                remove_batch_files(home.files, asset_dir.name, key)
+                removed["file_folders"] += 1
+    (home.registry / f"{key}.json").unlink(missing_ok=True)
+    ensure_dagster_home(home)
+    with dg.DagsterInstance.get() as instance:
+        if instance.has_dynamic_partition(batch_partitions.name, key):
+            instance.delete_dynamic_partition(batch_partitions.name, key)
+    return removed

@@ -91,8 +91,10 @@ def read_all_batches(warehouse: Path, table: str) -> pd.DataFrame:
 
 
 def delete_batch(warehouse: Path, table: str, batch_id: str) -> None:
-    path = batch_dir(warehouse, table, batch_id) / PARQUET_NAME
-    path.unlink(missing_ok=True)
+    folder = batch_dir(warehouse, table, batch_id)
+    (folder / PARQUET_NAME).unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def tables_present(warehouse: Path) -> list[str]:

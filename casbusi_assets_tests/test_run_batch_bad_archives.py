@@ -76,3 +76,23 @@ def test_decompression_bomb_is_refused_by_the_size_limit(home, tmp_path, monkeyp
     assert cat.loc["bomb/zeros.dcm", "error_code"] == "too_large"
     assert "20.0 MiB" in cat.loc["bomb/zeros.dcm", "error"]
     assert cat.loc["ok/image", "status"] == "ok"
+
+
+def test_delete_batch_removes_rows_files_and_partition(home, tmp_path):
+    import dagster as dg
+
+    from casbusi_assets.runner import delete_batch
+
+    keep = write_zip(tmp_path / "keep.zip", {"a/1": with_identifiers("US1_UNCR.dcm", "1", "A1")})
+    gone = write_zip(tmp_path / "gone.zip", {"a/1": with_identifiers("US1_UNCR.dcm", "2", "A2")})
+    for z in (keep, gone):
+        run_batch(z, home, select=["dicom_catalog", "image_table"], echo=lambda m: None)
+    assert main(["--home", str(home.root), "delete-batch", "gone"]) == 0
+    df = warehouse.query(home.catalog, home.warehouse,
+                         "SELECT DISTINCT batch_id FROM image_table ORDER BY 1")
+    assert df["batch_id"].tolist() == ["keep"]
+    assert not (home.files / "image_table" / "gone").exists()
+    assert (home.files / "image_table" / "keep").is_dir()
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_dynamic_partitions("batch") == ["keep"]
+    assert delete_batch(home, "gone") == {"tables": 0, "file_folders": 0}  # idempotent
