@@ -18,3 +18,35 @@ def markdown_table(df: pd.DataFrame, columns: list[str], limit: int = 20) -> dg.
     shown = df[columns].head(limit)
     more = f"\n\n_… {len(df) - limit} more rows_" if len(df) > limit else ""
     return dg.MetadataValue.md(shown.to_markdown(index=False) + more)
+
+
+def contact_sheet(paths: list[str], columns: int = 4, tile: int = 160,
+                  limit: int = 12) -> dg.MetadataValue:
+    """A small JPEG grid of the first images, inline in markdown (Dagster has no image type).
+
+    Kept to ~50 KB: it is stored in the event log with every materialisation.
+    """
+    import base64
+
+    import cv2
+    import numpy as np
+
+    tiles = []
+    for path in paths[:limit]:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        scale = tile / max(img.shape[:2])
+        img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((tile, tile, 3), np.uint8)
+        canvas[: img.shape[0], : img.shape[1]] = img
+        tiles.append(canvas)
+    if not tiles:
+        return dg.MetadataValue.md("_no images_")
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i: i + columns]) for i in range(0, len(tiles), columns)]
+    ok, buf = cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    b64 = base64.b64encode(buf.tobytes()).decode() if ok else ""
+    return dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{b64})")

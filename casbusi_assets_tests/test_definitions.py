@@ -57,3 +57,13 @@ def test_device_resource_resolves_on_this_machine():
             DeviceResource(device="cuda").resolve()
     with pytest.raises(ValueError, match="device must be one of"):
         DeviceResource(device="tpu").resolve()
+
+
+def test_batch_assets_carry_their_checks():
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {("image_table", "every_image_decoded"),
+                      ("ocr_table", "one_row_per_image_and_clip")}
+    job = defs.resolve_job_def("batch_job")
+    assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == {
+        "every_image_decoded", "one_row_per_image_and_clip"}

@@ -1,10 +1,12 @@
 """Stage 2a: still images decoded from the zip into PNG files."""
 
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
-from casbusi_assets.asset_metadata import counts, markdown_table
+from casbusi_assets.asset_metadata import contact_sheet, counts, markdown_table
 from casbusi_assets.batch_export import export_images
 from casbusi_assets.batch_sources import find_zip
 from casbusi_assets.file_staging import staged_batch_dir
@@ -12,13 +14,17 @@ from casbusi_assets.partitions import batch_table
 from casbusi_assets.resources import CasbusiHome, IngestSettings
 
 
-@dg.asset(**batch_table("images", {"png", "parquet"}))
+@dg.asset(
+    **batch_table("images", {"png", "parquet"}),
+    check_specs=[dg.AssetCheckSpec("every_image_decoded", asset="image_table",
+                                   description="Every catalogued still decoded to a PNG.")],
+)
 def image_table(
     context: dg.AssetExecutionContext,
     dicom_catalog: pd.DataFrame,
     casbusi_home: CasbusiHome,
     ingest_settings: IngestSettings,
-) -> pd.DataFrame:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """One row per still image (SOP instance) with its PNG under files/image_table/<batch>/.
     Doppler captures (strong red and blue flow present) keep their colour; other colour captures
     have yellow overlay pixels whitened and are stored as grayscale, with the original photometric
@@ -32,8 +38,10 @@ def image_table(
     failed = df[df["status"] == "failed"] if len(df) else df
     for row in failed.itertuples():
         context.log.warning(f"could not export {row.member_path}: {row.error}")
-    context.add_output_metadata(
-        {
+    ok_paths = df.loc[df["status"] == "ok", "image_path"].tolist() if len(df) else []
+    yield dg.Output(
+        df,
+        metadata={
             "images": len(df),
             "doppler": int(df["is_doppler"].fillna(False).sum()) if len(df) else 0,
             "stored_as": counts(df["stored_as"]) if len(df) else {},
@@ -44,6 +52,13 @@ def image_table(
             "preview": markdown_table(
                 df, ["sop_instance_uid", "is_doppler", "rows", "columns", "region_count", "status"]
             ),
-        }
+            "contact_sheet": contact_sheet(ok_paths),
+        },
     )
-    return df
+    yield dg.AssetCheckResult(
+        check_name="every_image_decoded",
+        passed=len(failed) == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"failed": len(failed),
+                  "failures": markdown_table(failed, ["member_path", "error"])},
+    )

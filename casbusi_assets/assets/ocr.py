@@ -1,5 +1,7 @@
 """Stage 3: burned-in annotation text read from images and cine clips, parsed into fields."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
@@ -10,14 +12,18 @@ from casbusi_assets.resources import DeviceResource, OcrEngineResource
 
 
 # One inference step at a time per machine: the engine already uses every core (or the GPU).
-@dg.asset(**batch_table("ocr", {"onnx", "parquet"}, pool="inference"))
+@dg.asset(
+    **batch_table("ocr", {"onnx", "parquet"}, pool="inference"),
+    check_specs=[dg.AssetCheckSpec("one_row_per_image_and_clip", asset="ocr_table",
+                                   description="Every exported image and clip was read.")],
+)
 def ocr_table(
     context: dg.AssetExecutionContext,
     image_table: pd.DataFrame,
     video_table: pd.DataFrame,
     device: DeviceResource,
     ocr_engine: OcrEngineResource,
-) -> pd.DataFrame:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The sonographer's burned-in annotation of each still image and of each cine clip's first
     frame: the normalised text (`description`), the kept text boxes, and the fields parsed from
     it: area, laterality, orientation, clock position (H:MM or a quadrant) and nipple distance in
@@ -28,8 +34,9 @@ def ocr_table(
     df = read_batch_annotations(image_table, video_table, engine, ocr_engine.min_score,
                                 report=context.log.info)
     ok = df[df["status"] == "ok"] if len(df) else df
-    context.add_output_metadata(
-        {
+    yield dg.Output(
+        df,
+        metadata={
             "rows": len(df),
             "by_source": counts(df["source"]) if len(df) else {},
             "failed": int((df["status"] != "ok").sum()) if len(df) else 0,
@@ -43,6 +50,12 @@ def ocr_table(
                 ok, ["description", "area", "laterality", "orientation", "clock_pos",
                      "nipple_dist_cm"], limit=12
             ),
-        }
+        },
     )
-    return df
+    expected = set(image_table["sop_instance_uid"]) | set(video_table["sop_instance_uid"])
+    got = set(df["sop_instance_uid"]) if len(df) else set()
+    yield dg.AssetCheckResult(
+        check_name="one_row_per_image_and_clip",
+        passed=got == expected and len(df) == len(image_table) + len(video_table),
+        metadata={"missing": len(expected - got), "unexpected": len(got - expected)},
+    )
