@@ -191,7 +191,9 @@ class RapidOcrEngine:
 
     Options: ``min_score`` (boxes returned at all; the reader applies its own stricter
     threshold so that dropped boxes can still be reported), ``det_scale`` (detector input
-    scale, 1.0 = full resolution), ``det_limit_side_len`` (longest detector side),
+    scale, 1.0 = full resolution), ``det_limit_side_len`` (longest detector side; larger inputs
+    are shrunk for detection only. 640 measured: same accuracy as 1280 on the synthetic
+    batches, half the detection time on 1024- and 1280-wide screens; 448 and 384 lose lines),
     ``det_box_thresh`` / ``det_unclip_ratio`` (DB post-processing), ``threads``
     (onnxruntime intra-op threads; -1 = all cores).
     """
@@ -205,7 +207,7 @@ class RapidOcrEngine:
         *,
         min_score: float = 0.1,
         det_scale: float = 1.0,
-        det_limit_side_len: int = 1280,
+        det_limit_side_len: int = 640,
         det_box_thresh: float = 0.5,
         det_unclip_ratio: float = 1.6,
         threads: int = -1,

@@ -272,7 +272,7 @@ _SINGLE_LETTER_SIDE = re.compile(
     + "|".join(_AREA_WORDS + _QUADRANT_WORDS)
     + r")(?![A-Z])|\d{1,2}\s*[:;.]\s*\d{2}(?![\d.])|\d{1,2}\s*O'?\s*C))"
 )
-_WORD_RE = re.compile(r"(?<![A-Z0-9])[A-Z][A-Z0-9]*(?![A-Z])")
+_WORD_RE = re.compile(r"(?<![A-Z])[A-Z][A-Z0-9]*(?![A-Z])")
 
 
 def _words(text: str) -> list[tuple[int, str, str]]:
@@ -282,6 +282,8 @@ def _words(text: str) -> list[tuple[int, str, str]]:
         found.append((m.start(), "laterality", "left" if m.group(1) == "L" else "right"))
     for m in _WORD_RE.finditer(text):
         token = m.group(0)
+        if m.start() > 0 and text[m.start() - 1].isdigit() and len(token) < 3:
+            continue  # "5:00RADIAL" is RADIAL, but a 2-letter LT/RT/BR after a digit is noise
         hit = _WORDS.get(token)
         if hit is None and any(c.isdigit() for c in token):
             # "L0NG" is LONG misread; "LT2" is LT glued to the clock "2:00"
@@ -315,6 +317,7 @@ def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
     return result if result and len(result) >= 2 else None
 
 
+_CLOCK_GLUED = re.compile(r"(?<![\d:])(\d{1,2}[:;](?:00|15|30|45))(?=\d)")
 _ALPHA_RUN = re.compile(r"(?<![A-Z])[A-Z]{3,}(?![A-Z])")
 # long area / orientation words an engine may misspell by one letter (RADIAD, TRANSVERSF); 6+
 # letters only, and never the side: LIGHT is one letter from RIGHT, CLEFT from LEFT
@@ -346,7 +349,7 @@ def _repair_word(m: re.Match[str]) -> str:
         return " ".join(parts)
     if token[0] in "LR" and _WORDS.get(token[1:], ("", ""))[0] in ("area", "quadrant"):
         return f"{token[0]} {token[1:]}"  # LSUPRACLAV, RUOQ: a single-letter side glued on
-    if len(token) >= 6:
+    if len(token) >= 5:
         close = [w for w in _FUZZY_WORDS if _within_one_edit(token, w)]
         if len({_WORDS[w] for w in close}) == 1:
             return close[0]
@@ -359,8 +362,8 @@ def _repair_word(m: re.Match[str]) -> str:
 _TYPICAL_MINUTES = ("00", "15", "30", "45")
 
 # hour / minute characters an engine confuses with digits (1O:OO, IO:OO, lO:OO)
-_CLOCK_COLON = re.compile(r"(?<![0-9.:/])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9A-Z:])")
-_CLOCK_WEAK = re.compile(r"(?<![A-Z0-9.:/-])(\d{1,2})(?:\s*[.,]\s*|\s)(\d{2})(?![0-9:.]|\s*-)")
+_CLOCK_COLON = re.compile(r"(?<![0-9.:/])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9:])")
+_CLOCK_WEAK = re.compile(r"(?<![0-9.:/-])(\d{1,2})(?:\s*[.,]\s*|\s)(\d{2})(?![0-9:.]|\s*-)")
 _CLOCK_WORD = re.compile(
     r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:[O0]\s*'?\s*CLOCK|[O0]'?\s*CLK|O'?C)(?![A-Z])"
 )
@@ -478,6 +481,8 @@ def parse_annotation(text: str) -> ParsedAnnotation:
     for pattern, repl in _PHRASES:
         clean = pattern.sub(repl, clean)
     clean = _ALPHA_RUN.sub(_repair_word, clean)
+    # a clock glued to the distance by a lost space: "8:006.5CMFN" is 8:00 6.5CM FN
+    clean = _CLOCK_GLUED.sub(r"\1 ", clean)
 
     words = _words(clean)
     by_field: dict[str, list[str]] = {}
