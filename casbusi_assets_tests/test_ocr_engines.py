@@ -188,16 +188,19 @@ def test_easyocr_without_model_dir_says_how_to_configure_it(
 _EASYOCR_DIR = os.environ.get(EASYOCR_MODEL_DIR_ENV)
 
 
+def _easyocr_skip_reason() -> str | None:
+    if importlib.util.find_spec("easyocr") is None:
+        return "easyocr is not installed (optional: pip install 'casbusi-assets[easyocr]')"
+    if not _EASYOCR_DIR or not all((Path(_EASYOCR_DIR) / f).is_file() for f in EASYOCR_MODEL_FILES):
+        return (
+            f"EasyOCR weights not found: set {EASYOCR_MODEL_DIR_ENV} to a folder holding "
+            + ", ".join(EASYOCR_MODEL_FILES)
+        )
+    return None
+
+
 @pytest.mark.easyocr
-@pytest.mark.skipif(
-    importlib.util.find_spec("easyocr") is None,
-    reason="easyocr is not installed (optional: pip install 'casbusi-assets[easyocr]')",
-)
-@pytest.mark.skipif(
-    not _EASYOCR_DIR or not all((Path(_EASYOCR_DIR) / f).is_file() for f in EASYOCR_MODEL_FILES),
-    reason=f"EasyOCR weights not found: set {EASYOCR_MODEL_DIR_ENV} to a folder holding "
-    + ", ".join(EASYOCR_MODEL_FILES),
-)
+@pytest.mark.skipif(_easyocr_skip_reason() is not None, reason=str(_easyocr_skip_reason()))
 def test_easyocr_reads_a_rendered_label() -> None:  # pragma: no cover - optional extra
     engine = make_engine("easyocr", device="cpu", model_dir=_EASYOCR_DIR)
     texts = " ".join(b.text for b in engine.read(render_label(["LT BREAST", "RADIAL"])))
