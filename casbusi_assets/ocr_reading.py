@@ -237,9 +237,12 @@ def read_annotation(
     """Read the burned-in annotation of one capture (grey H x W or RGB H x W x 3).
 
     ``region`` is the ultrasound field (x0, y0, x1, y1, inclusive, as in
-    SequenceOfUltrasoundRegions); for a dual view pass the union of both fields. Only that box
-    is read. Without it the field is estimated (``estimate_region``) or the whole frame is read.
-    ``ocr_ms`` times the engine call only.
+    SequenceOfUltrasoundRegions); for a dual view pass the union of both fields. That box is
+    read, plus the band below it when the band holds bright pixels; never the header above.
+    Without it the field is estimated (``estimate_region``), else the whole frame is read.
+    ``min_score`` drops unsure boxes, ``gamma`` is applied to the pixels before reading,
+    ``top_pass`` enables the second pass over the top of the field (module docstring).
+    ``ocr_ms`` times the engine calls only.
     """
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -269,8 +272,8 @@ def read_annotation(
         read_box = (fx0, fy0, fx1, h if _has_ink(below) else fy1)
     x0, y0, x1, y1 = read_box
     crop = np.ascontiguousarray(img[y0:y1, x0:x1])
-    # Scanners scale their fonts with the screen: reading a 960-line screen at 640 lines keeps
-    # the text ~10 px high (plenty for the recogniser) and more than halves detection time.
+    # Optional shrink of the whole crop (detection and recognition). Off by default: measured,
+    # it lost large TrueType labels, while the engine's detector-only cap gives the speed.
     scale = 1.0
     if work_height and h > work_height:
         import cv2
