@@ -6,6 +6,7 @@ back in the OCR_TABLE layout. An unreadable file gives a row with status 'failed
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,14 +22,29 @@ from casbusi_assets.parallel import Progress
 FIELDS = ("area", "laterality", "orientation", "clock_pos", "nipple_dist_cm")
 
 
-def _region(row: pd.Series) -> tuple[int, int, int, int] | None:
-    """The single ultrasound field, or None (estimated from pixels) for dual views / no region."""
-    if row.get("region_count") != 1:
+_REGION_TAGS = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1",
+                "RegionLocationMaxY1")
+
+
+def region_union(us_regions_json: str | None) -> tuple[int, int, int, int] | None:
+    """The box around every SequenceOfUltrasoundRegions item, or None when there is none.
+
+    Dual-view captures carry one region per view and sonographers write their label across
+    both, so the reader gets the union, not the first view.
+    """
+    try:
+        regions = json.loads(us_regions_json) if us_regions_json else []
+    except (TypeError, ValueError):
         return None
-    box = [row.get(c) for c in ("region_x0", "region_y0", "region_x1", "region_y1")]
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in box):
+    boxes = []
+    for region in regions:
+        values = [region.get(tag) for tag in _REGION_TAGS]
+        if all(isinstance(v, int | float) and not math.isnan(v) for v in values):
+            boxes.append([int(v) for v in values])
+    if not boxes:
         return None
-    return tuple(int(v) for v in box)  # type: ignore[return-value]
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def load_png(path: str | Path) -> np.ndarray:
@@ -52,9 +68,15 @@ def _sources(images: pd.DataFrame, videos: pd.DataFrame) -> Iterator[tuple[str, 
 
 
 def read_batch_annotations(images: pd.DataFrame, videos: pd.DataFrame, engine: OcrEngine,
+                           regions: dict[str, str | None] | None = None,
                            min_score: float = 0.5,
                            report: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """One OCR_TABLE row per image and per clip (its first saved frame)."""
+    """One OCR_TABLE row per image and per clip (its first saved frame).
+
+    `regions` maps SOP instance UID to the catalog's `us_regions` JSON; without an entry the
+    reader estimates the ultrasound field from the pixels.
+    """
+    regions = regions or {}
     total = len(images) + len(videos)
     progress = Progress(report, "ocr_table", total) if report else None
     rows = []
@@ -65,7 +87,8 @@ def read_batch_annotations(images: pd.DataFrame, videos: pd.DataFrame, engine: O
             out.update(status="failed", error=f"no exported pixels ({row.get('error') or 'missing'})")
         else:
             try:
-                reading = read_annotation(load_png(path), engine, _region(row), min_score=min_score)
+                region = region_union(regions.get(row["sop_instance_uid"]))
+                reading = read_annotation(load_png(path), engine, region, min_score=min_score)
                 parsed = reading.parsed
                 out.update(
                     description=reading.description,

@@ -31,7 +31,7 @@ def test_asset_graph_keys_groups_and_partitions():
         assert node.description, f"{name} needs a docstring: it is the UI description"
     # Lineage: OCR reads images and clips; the catalog hangs off the delivered zip.
     assert graph.get(dg.AssetKey("ocr_table")).parent_keys == {
-        dg.AssetKey("image_table"), dg.AssetKey("video_table")}
+        dg.AssetKey("image_table"), dg.AssetKey("video_table"), dg.AssetKey("dicom_catalog")}
     assert dg.AssetKey("inbox_zip") in graph.get(dg.AssetKey("dicom_catalog")).parent_keys
 
 

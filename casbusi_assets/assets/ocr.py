@@ -21,6 +21,7 @@ def ocr_table(
     context: dg.AssetExecutionContext,
     image_table: pd.DataFrame,
     video_table: pd.DataFrame,
+    dicom_catalog: pd.DataFrame,
     device: DeviceResource,
     ocr_engine: OcrEngineResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
@@ -31,8 +32,10 @@ def ocr_table(
     resolved = device.resolve(ocr_engine.engine)
     context.log.info(f"OCR engine {ocr_engine.engine} on {resolved} (requested {device.device})")
     engine = ocr_engine.create(resolved)
-    df = read_batch_annotations(image_table, video_table, engine, ocr_engine.min_score,
-                                report=context.log.info)
+    ok_catalog = dicom_catalog[dicom_catalog["status"] == "ok"]
+    regions = dict(zip(ok_catalog["sop_instance_uid"], ok_catalog["us_regions"], strict=True))
+    df = read_batch_annotations(image_table, video_table, engine, regions,
+                                ocr_engine.min_score, report=context.log.info)
     ok = df[df["status"] == "ok"] if len(df) else df
     yield dg.Output(
         df,
