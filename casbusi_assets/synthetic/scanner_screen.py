@@ -28,6 +28,15 @@ CAPTURES = (
 FONTS = ("hershey_simplex", "hershey_duplex", "hershey_plain", "hershey_complex", "pil_ttf")
 DEGRADATIONS = ("none", "blur", "jpeg", "low_contrast")
 YELLOW = (255, 255, 0)
+# Legibility guarantee of annotation labels: the text must exceed the brightest local background
+# (90th percentile under its box) by this fraction of its own brightness, and by at least
+# MIN_TEXT_CONTRAST grey levels. Scanners keep labels readable over bright tissue (a dark
+# backdrop or outline under the text, and sonographers place labels in dark areas); a label
+# drawn where that fails gets its backdrop dimmed until it holds.
+MIN_TEXT_CONTRAST = 70
+TEXT_CONTRAST_FRACTION = 0.6
+# Cap height (px) at and above which a blurred label gets the full blur strength.
+MAX_BLUR_CAP_PX = 12.0
 
 _CV_FONTS = {
     "hershey_simplex": cv2.FONT_HERSHEY_SIMPLEX,
@@ -635,17 +644,25 @@ def _draw_calipers(
     return marks, (lx - 4, ly - 4, lx + tw + 5, ly + th_ + 5)
 
 
-def _degrade(img: np.ndarray, box: tuple[int, int, int, int], kind: str, rng) -> None:
+def _degrade(
+    img: np.ndarray, box: tuple[int, int, int, int], kind: str, rng, cap: float = 12.0
+) -> None:
+    """Blur or JPEG-compress the text box, capped so that a person can still read the label.
+
+    The caps were set by eye on the smallest labels (7-9 px caps): a stronger blur or a lower
+    JPEG quality merged the strokes of 1-px Hershey text into unreadable smudges.
+    """
     x0, y0, x1, y1 = box
     pad = 6
     x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
     x1, y1 = min(img.shape[1], x1 + pad), min(img.shape[0], y1 + pad)
     roi = img[y0:y1, x0:x1]
     if kind == "blur":
-        sigma = float(rng.uniform(0.8, 1.2))
+        # Blur scales with the glyph size: sigma 0.9 keeps a 12 px cap legible, not an 8 px one.
+        sigma = float(rng.uniform(0.6, 0.9)) * min(1.0, cap / MAX_BLUR_CAP_PX)
         img[y0:y1, x0:x1] = cv2.GaussianBlur(roi, (0, 0), sigma)
     elif kind == "jpeg":
-        q = int(rng.integers(12, 25))
+        q = int(rng.integers(20, 33))
         ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(roi), [cv2.IMWRITE_JPEG_QUALITY, q])
         if ok:
             dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
@@ -821,6 +838,7 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
     field_w = (lay.fields[-1][2] - fx0[0]) if spec.capture == "dual_view" else fx0[2] - fx0[0]
     marker_size = int(np.clip(0.09 * h, 44, 90))
     text_box = None
+    text_cap = 12.0
     if ann is not None:
         lines = list(ann.lines)
         cap = float(np.clip(h / rng.uniform(48, 62), 8, 20))
@@ -831,6 +849,7 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
         while tw > max_w and cap > 7:
             cap *= 0.9
             tw, th, _ = text_size(lines, spec.text_font, cap)
+        text_cap = cap
         pos = spec.text_position
         if pos == "top_left":
             tx, ty = fx0[0] + int(rng.integers(10, 24)), fx0[1] + int(rng.integers(10, 30))
@@ -841,8 +860,14 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
             tx = fx0[0] + int(rng.integers(8, 24))
             ty = fx0[3] - th - int(rng.integers(8, 24))
         thick = 2 if spec.text_font == "hershey_simplex" and cap > 15 and rng.random() < 0.5 else 1
+        backdrop = _backdrop_box(stack[0], tx, ty, tw, th)
+        factor = _backdrop_factor(stack[0], backdrop, max(text_color))
         for k in range(n):
             f = stack[k]
+            if factor < 1.0:
+                bx0, by0, bx1, by1 = backdrop
+                roi = f[by0:by1, bx0:bx1]
+                f[by0:by1, bx0:bx1] = (roi.astype(np.float32) * factor).astype(np.uint8)
             box = draw_text(f, lines, tx, ty, spec.text_font, cap, _fit(text_color, f), thick)
             text_box = box if text_box is None else _union(text_box, box)
         out.text_box = text_box
@@ -871,7 +896,13 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
     if text_box is not None and spec.text_degradation in ("blur", "jpeg"):
         sub_seed = int(rng.integers(2**32))
         for k in range(n):
-            _degrade(stack[k], text_box, spec.text_degradation, np.random.default_rng(sub_seed))
+            _degrade(
+                stack[k],
+                text_box,
+                spec.text_degradation,
+                np.random.default_rng(sub_seed),
+                text_cap,
+            )
 
     if spec.calipers and tissues[0].lesion is not None:
         clean = stack[0].copy()
@@ -908,3 +939,30 @@ def _fit(color: tuple[int, ...], img: np.ndarray) -> tuple[int, ...]:
 
 def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _backdrop_box(
+    img: np.ndarray, tx: int, ty: int, tw: int, th: int, pad: int = 4
+) -> tuple[int, int, int, int]:
+    """The area under a text block whose background decides its legibility (clipped)."""
+    h, w = img.shape[:2]
+    return (max(0, tx - pad), max(0, ty - pad), min(w, tx + tw + pad), min(h, ty + th + pad))
+
+
+def _backdrop_factor(img: np.ndarray, box: tuple[int, int, int, int], text_level: int) -> float:
+    """Factor (<= 1) to dim the backdrop by so that text of brightness `text_level` stays legible.
+
+    The background level is the 90th percentile under the box, so bright speckle grains count
+    (they are what a thin stroke gets lost in) but a single glint does not.
+    """
+    x0, y0, x1, y1 = box
+    roi = img[y0:y1, x0:x1]
+    if roi.size == 0:
+        return 1.0
+    grey = roi.max(axis=-1) if roi.ndim == 3 else roi
+    bg = float(np.percentile(grey, 90))
+    need = max(float(MIN_TEXT_CONTRAST), TEXT_CONTRAST_FRACTION * text_level)
+    allowed = max(0.0, text_level - need)
+    if bg <= allowed:
+        return 1.0
+    return max(0.1, allowed / bg)
