@@ -290,6 +290,10 @@ def _words(text: str) -> list[tuple[int, str, str]]:
             hit = _WORDS.get(token.translate(_DIGIT_AS_LETTER))
             if hit is None:
                 hit = _WORDS.get(token.rstrip("0123456789"))
+            if hit is None:
+                # a word glued to the digits after it: "BREAST4307GMFN" (spaces and colon lost)
+                lead = re.match(r"[A-Z]{3,}", token)
+                hit = _WORDS.get(lead.group(0)) if lead else None
         if hit is not None:
             found.append((m.start(), hit[0], hit[1]))
     return sorted(found)
@@ -300,21 +304,45 @@ def _words(text: str) -> list[tuple[int, str, str]]:
 _SHORT_PARTS = ("LT", "RT", "LF", "BR", "LN", "CM", "FN")
 
 
-def _split_glued(token: str, max_parts: int = 4) -> list[str] | None:
-    """The fewest known words that spell ``token`` exactly, or None (dynamic programming)."""
+def _known_part(part: str, fuzzy: bool) -> str | None:
+    """``part`` as a known word (itself), its one-edit long keyword when ``fuzzy``, or None."""
+    if part in _WORDS:
+        return part if len(part) >= 3 or part in _SHORT_PARTS else None
+    if fuzzy and len(part) >= 6:
+        close = [w for w in _FUZZY_WORDS if _within_one_edit(part, w)]
+        if close and len({_WORDS[w] for w in close}) == 1:
+            return close[0]
+    return None
+
+
+def _split_glued(token: str, max_parts: int = 4, fuzzy: bool = False) -> list[str] | None:
+    """The fewest known words that spell ``token``, or None (dynamic programming).
+
+    With ``fuzzy``, a part of 6+ letters may also be one edit away from a long area or
+    orientation keyword (LTINFRAGLAVICULAR: a lost space *and* a misread letter); exact parts
+    win ties, so the fuzzy route only decides what the exact one cannot split.
+    """
     n = len(token)
-    best: list[list[str] | None] = [None] * (n + 1)
-    best[0] = []
+    # best[i]: (parts, fuzzy parts used) for token[:i]
+    best: list[tuple[list[str], int] | None] = [None] * (n + 1)
+    best[0] = ([], 0)
     for end in range(2, n + 1):
         for start in range(0, end - 1):
             prev = best[start]
-            part = token[start:end]
-            if prev is None or part not in _WORDS or (len(part) < 3 and part not in _SHORT_PARTS):
+            if prev is None or len(prev[0]) >= max_parts:
                 continue
-            if len(prev) < max_parts and (best[end] is None or len(prev) + 1 < len(best[end])):
-                best[end] = [*prev, part]
+            part = token[start:end]
+            word = _known_part(part, fuzzy)
+            if word is None:
+                continue
+            cand = ([*prev[0], word], prev[1] + (word != part))
+            cur = best[end]
+            if cur is None or (len(cand[0]), cand[1]) < (len(cur[0]), cur[1]):
+                best[end] = cand
     result = best[n]
-    return result if result and len(result) >= 2 else None
+    if result is None or len(result[0]) < 2 or result[1] > 1:
+        return None
+    return result[0]
 
 
 _CLOCK_GLUED = re.compile(r"(?<![\d:])(\d{1,2}[:;](?:00|15|30|45))(?=\d)")
@@ -353,6 +381,11 @@ def _repair_word(m: re.Match[str]) -> str:
         close = [w for w in _FUZZY_WORDS if _within_one_edit(token, w)]
         if len({_WORDS[w] for w in close}) == 1:
             return close[0]
+    if len(token) >= 8:
+        # glued *and* misread (LTINFRAGLAVICULAR, BREASTRADIAD): at most one part off by one
+        parts = _split_glued(token, fuzzy=True)
+        if parts is not None:
+            return " ".join(parts)
     return token
 
 

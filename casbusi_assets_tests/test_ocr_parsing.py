@@ -125,6 +125,15 @@ CASES: list[tuple[str, str, str, str, str | None, float | None]] = [
     ("LT BREAST 2:00 3CM FN D1 1.23 cm", "breast", "left", U, "2:00", 3.0),
     ("RT BREAST 10:00 RADIAL 12:31:05 PM 4cm", "breast", "right", "radial", "10:00", 4.0),
     ("MI 1.1 TIS 0.4 L12-5 LT BREAST 6:00 2CM FN", "breast", "left", U, "6:00", 2.0),
+    # --- glued words with one misread letter (lost space and a recogniser slip together)
+    ("LTINFRAGLAVICULAR", "subclavicular", "left", U, None, None),
+    ("RTBREASTRADIAD 2:00", "breast", "right", "radial", "2:00", None),
+    ("LEFT BREAST 6:00 2CMFN TRANSVERSFLESION", "breast", "left", "trans", "6:00", 2.0),
+    # the fuzzy split never invents words out of ordinary text
+    ("BASELINE", U, U, U, None, None),
+    # --- a keyword glued to the digits after it (colon and spaces lost)
+    ("RTBREAST4307GMFN", "breast", "right", U, None, None),
+    ("LEFT AXILLA3CM", "axilla", "left", U, None, None),
     # --- implausible distances
     ("LT BREAST 2:00 30CM FN", "breast", "left", U, "2:00", None),
     ("LT BREAST 2:00 0CM FN", "breast", "left", U, "2:00", None),
