@@ -410,18 +410,26 @@ def _hour(raw: str) -> int | None:
     return hour if 1 <= hour <= 12 else None
 
 
+_SIDE_GLUED = re.compile(r"(?<![A-Z0-9])L\d\s*[:;]")
+
+
 def _find_clock(text: str) -> tuple[int, str] | None:
     """(position, 'H:MM') of the first plausible clock position in chrome-free text."""
     hits: list[tuple[int, str]] = []
     for m in _CLOCK_COLON.finditer(text):
         # a misread like "IO:OO" is only trusted with a real colon and a repairable shape
         raw = m.group(1)
-        if not raw.isdigit() and m.start() > 0 and text[m.start() - 1].isalpha():
+        start = m.start()
+        if not raw.isdigit() and start > 0 and text[start - 1].isalpha():
             continue  # "LO:" inside a word; a glued "RT10:00" (all digits) is still fine
+        if len(raw) == 2 and raw[0] == "L" and raw[1].isdigit() and _SIDE_GLUED.match(text, start):
+            # "L1:00" is the side L glued to 1:00 (the laterality rule reads it so too), not
+            # 11:00 with a misread 1: the clock must agree with the side taken from the L
+            raw, start = raw[1], start + 1
         hour = _hour(raw)
         minute = m.group(2).translate(_LETTER_AS_DIGIT)
         if hour is not None and minute.isdigit() and int(minute) < 60:
-            hits.append((m.start(), f"{hour}:{minute}"))
+            hits.append((start, f"{hour}:{minute}"))
     for m in _CLOCK_WEAK.finditer(text):
         hour = _hour(m.group(1))
         minute = m.group(2)

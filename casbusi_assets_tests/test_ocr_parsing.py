@@ -134,6 +134,9 @@ CASES: list[tuple[str, str, str, str, str | None, float | None]] = [
     # --- a keyword glued to the digits after it (colon and spaces lost)
     ("RTBREAST4307GMFN", "breast", "right", U, None, None),
     ("LEFT AXILLA3CM", "axilla", "left", U, None, None),
+    # --- a one-letter side glued to a one-digit clock hour: L1:00 is L 1:00, not 11:00
+    ("L1:00 6 CM FROM NIPPLE ANTI RADIAL", "breast", "left", "anti-radial", "1:00", 6.0),
+    ("R BREAST 11:00", "breast", "right", U, "11:00", None),
     # --- implausible distances
     ("LT BREAST 2:00 30CM FN", "breast", "left", U, "2:00", None),
     ("LT BREAST 2:00 0CM FN", "breast", "left", U, "2:00", None),
