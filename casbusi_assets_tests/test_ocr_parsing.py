@@ -137,6 +137,9 @@ CASES: list[tuple[str, str, str, str, str | None, float | None]] = [
     # --- a one-letter side glued to a one-digit clock hour: L1:00 is L 1:00, not 11:00
     ("L1:00 6 CM FROM NIPPLE ANTI RADIAL", "breast", "left", "anti-radial", "1:00", 6.0),
     ("R BREAST 11:00", "breast", "right", U, "11:00", None),
+    # --- a space read as a hyphen between a word and a number
+    ("LEFT BREAST-3 0'CLOCK 3.5CM FN", "breast", "left", U, "3:00", 3.5),
+    ("RT BREAST-10:00 2CM FN", "breast", "right", U, "10:00", 2.0),
     # --- implausible distances
     ("LT BREAST 2:00 30CM FN", "breast", "left", U, "2:00", None),
     ("LT BREAST 2:00 0CM FN", "breast", "left", U, "2:00", None),
