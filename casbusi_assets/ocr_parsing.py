@@ -513,7 +513,7 @@ def _single(values: list[str]) -> str:
     return distinct[0] if len(distinct) == 1 else "unknown"
 
 
-_WORD_HYPHEN_DIGIT = re.compile(r"(?<=[A-Z]{2})-(?=\d)")
+_WORD_HYPHEN_DIGIT = re.compile(r"(?<=[A-Z]{4})-(?=\d)")
 
 
 def parse_annotation(text: str) -> ParsedAnnotation:
@@ -521,12 +521,13 @@ def parse_annotation(text: str) -> ParsedAnnotation:
     norm = normalize_text(text)
     if not norm:
         return ParsedAnnotation()
+    # a space read as a hyphen between a word and a number: "BREAST-3 O'CLOCK" (before the
+    # chrome patterns, which would take it for a probe name). Ranges ("4-5 CM") and probe names
+    # ("L12-5", "PLT-1204BT": under four letters) are left alone.
+    norm = _WORD_HYPHEN_DIGIT.sub(" ", norm)
     clean = _strip_chrome(f" {norm} ")
     for pattern, repl in _PHRASES:
         clean = pattern.sub(repl, clean)
-    # a space read as a hyphen between a word and a number: "BREAST-3 O'CLOCK"; a range
-    # ("4-5 CM") or a probe name ("L12-5") has digits on both sides and is left alone
-    clean = _WORD_HYPHEN_DIGIT.sub(" ", clean)
     clean = _ALPHA_RUN.sub(_repair_word, clean)
     # a clock glued to the distance by a lost space: "8:006.5CMFN" is 8:00 6.5CM FN
     clean = _CLOCK_GLUED.sub(r"\1 ", clean)
