@@ -11,7 +11,7 @@ import pytest
 
 from casbusi_assets.ocr_engines import RapidOcrEngine, TextBox
 from casbusi_assets.ocr_parsing import ParsedAnnotation
-from casbusi_assets.ocr_reading import _dedupe, estimate_field, read_annotation
+from casbusi_assets.ocr_reading import _dedupe, _top_hat, estimate_field, read_annotation
 from casbusi_assets_tests.test_ocr_engines import shared_rapidocr
 
 FIELD = (100, 70, 539, 409)  # x0, y0, x1, y1 inclusive, like SequenceOfUltrasoundRegions
@@ -237,3 +237,44 @@ def test_overlapping_tiles_keep_each_line_once() -> None:
     cut = TextBox("LT BREAST", 0.9, (10, 44, 110, 60))  # the same line, clipped by a tile edge
     other = TextBox("RADIAL", 0.99, (10, 70, 80, 90))
     assert _dedupe([cut, whole, other]) == [whole, other]
+
+
+def test_top_hat_darkens_a_bright_band_and_keeps_thin_strokes() -> None:
+    rng = np.random.default_rng(5)
+    band = (200 + rng.normal(0, 6, (60, 300))).clip(0, 255).astype(np.uint8)
+    cv2.putText(band, "LT BREAST", (10, 35), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+    ink = band == 255
+    hat = _top_hat(band, 600)
+    # the band goes dark while the strokes stay bright: the difference grows and the ratio of
+    # stroke to background (what the detector's normalisation sees) goes from ~1.3 to > 4
+    before = float(band[ink].mean() - np.median(band[~ink]))
+    after = float(hat[ink].mean() - np.median(hat[~ink]))
+    assert np.median(hat[~ink]) < 30
+    assert after > before
+    assert hat[ink].mean() > 4 * max(1.0, float(np.median(hat[~ink])))
+
+
+class TopHatOnlyEngine(FakeEngine):
+    """Finds the label only once the bright band under it is removed (a dark tile)."""
+
+    def read(self, image: np.ndarray) -> list[TextBox]:
+        self.shapes.append(image.shape)
+        if image.shape[0] <= 150 and float(np.median(image)) < 30:
+            return [TextBox("LT BREAST TRANS", 0.9, (10, 8, 160, 28))]
+        return []
+
+
+def test_top_hat_strip_pass_is_the_last_resort() -> None:
+    img = screen([])
+    x0, y0, x1, _ = FIELD
+    img[y0 : y0 + 60, x0 : x1 + 1] = 200  # the bright near-field band
+    engine = TopHatOnlyEngine([])
+    r = read_annotation(img, engine, region=FIELD)
+    assert r.parsed == ParsedAnnotation("breast", "left", "trans", None, None)
+    # whole read, then gamma tiles, then top-hat tiles: every tile is a short strip
+    assert len(engine.shapes) >= 3 and all(s[0] <= 96 for s in engine.shapes[1:])
+
+    found = StripOnlyEngine([])
+    read_annotation(img, found, region=FIELD)
+    calls = len(found.shapes)
+    assert found.shapes[-1][0] <= 96 and calls <= 1 + 2 * 3  # stopped after the gamma tiles
