@@ -183,7 +183,8 @@ def run_synthetic(
                     )
 
     def pct(c: Counter[str]) -> str:
-        n = sum(c.values())
+        # both_present / both_unknown split "correct" again: not part of the total
+        n = sum(c[k] for k in ("correct", "missed", "spurious", "wrong"))
         return f"{100.0 * c['correct'] / n:.1f}%" if n else "n/a"
 
     lines = [
