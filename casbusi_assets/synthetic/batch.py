@@ -60,6 +60,19 @@ class BatchFiles:
     n_videos: int
 
 
+
+# Truth of a member whose pixels carry nothing to read (non-image DICOMs, non-DICOM files).
+_NO_IMAGE_CONTENT = {
+    "is_doppler": False,
+    "has_calipers": False,
+    "body_marker": False,
+    "area": "unknown",
+    "laterality": "unknown",
+    "orientation": "unknown",
+    "text_degradation": "none",
+    "calipers": "[]",
+}
+
 def generate_batches(
     out_dir: Path,
     batches: int = 2,
@@ -223,14 +236,7 @@ def _study_row(st: StudyPlan) -> dict[str, Any]:
         "accession_number": h.accession_number,
         "expected_status": "ok",
         "quarantine_code": None,
-        "is_doppler": False,
-        "has_calipers": False,
-        "body_marker": False,
-        "area": "unknown",
-        "laterality": "unknown",
-        "orientation": "unknown",
-        "text_degradation": "none",
-        "calipers": "[]",
+        **_NO_IMAGE_CONTENT,
         "filter_case": st.filter_case,
         "resent_from_batch": st.resent_from,
         "study_description": h.study_description,
@@ -395,14 +401,7 @@ def _non_dicom_row(role: str) -> dict[str, Any]:
         "capture": "case_csv" if case_csv else "non_dicom",
         "expected_status": "ok" if case_csv else "quarantined",
         "quarantine_code": None if case_csv else "not_dicom",
-        "is_doppler": False,
-        "has_calipers": False,
-        "body_marker": False,
-        "area": "unknown",
-        "laterality": "unknown",
-        "orientation": "unknown",
-        "text_degradation": "none",
-        "calipers": "[]",
+        **_NO_IMAGE_CONTENT,
     }
 
 

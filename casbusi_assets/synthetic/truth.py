@@ -12,10 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-STR = pa.string()
-I64 = pa.int64()
-F64 = pa.float64()
-BOOL = pa.bool_()
+from casbusi_assets.table_schemas import BOOL, F64, I64, STR
 
 TRUTH_SCHEMA = pa.schema(
     [
