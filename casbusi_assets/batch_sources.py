@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from casbusi_assets.home import HomeLayout
@@ -95,6 +96,7 @@ class InboxScan:
     ready: list[InboxZip]  # complete and new (or changed) zips to ingest
     waiting: list[str]  # file names seen but not yet stable
     state: dict  # the next cursor
+    conflicts: list[str] = field(default_factory=list)  # names that map to one batch key
 
 
 def scan_inbox(inbox: Path, state: dict | None, settle_seconds: float,
@@ -114,14 +116,25 @@ def scan_inbox(inbox: Path, state: dict | None, settle_seconds: float,
     waiting: list[str] = []
     if not inbox.is_dir():
         return InboxScan(ready, waiting, {"done": done, "seen": seen})
+    candidates = []
     for path in sorted(inbox.iterdir()):
         name = path.name
         if name.startswith(".") or not name.lower().endswith(".zip") or not path.is_file():
             continue
         try:
-            key = batch_key_for(path)
+            candidates.append((path, batch_key_for(path)))
+        except BatchSourceError:
+            continue
+    # Two zips whose names sanitise to one key ("A.zip", "a.zip") would overwrite each other's
+    # batch: ingest neither until one is renamed.
+    per_key = Counter(key for _, key in candidates)
+    conflicts = [p.name for p, key in candidates if per_key[key] > 1]
+    for path, key in candidates:
+        if per_key[key] > 1:
+            continue
+        try:
             fp = ZipFingerprint.of(path)
-        except (BatchSourceError, FileNotFoundError):
+        except FileNotFoundError:
             continue
         if done.get(key) == fp.token:
             continue
@@ -131,8 +144,8 @@ def scan_inbox(inbox: Path, state: dict | None, settle_seconds: float,
             done[key] = fp.token
         else:
             seen[key] = fp.token
-            waiting.append(name)
-    return InboxScan(ready, waiting, {"done": done, "seen": seen})
+            waiting.append(path.name)
+    return InboxScan(ready, waiting, {"done": done, "seen": seen}, conflicts)
 
 
 def describe(zip_: InboxZip) -> dict:

@@ -115,6 +115,8 @@ def delete_batch(home: HomeLayout, key: str) -> dict[str, int]:
         if warehouse.batch_dir(home.warehouse, table, key).exists():
             warehouse.delete_batch(home.warehouse, table, key)
             removed["tables"] += 1
+            if table not in warehouse.tables_present(home.warehouse):
+                warehouse.drop_view(home.catalog, home.warehouse, table)
     if home.files.is_dir():
         for asset_dir in home.files.iterdir():
             if (asset_dir / key).is_dir():

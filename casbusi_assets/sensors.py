@@ -27,6 +27,11 @@ def inbox_sensor(
     state = json.loads(context.cursor) if context.cursor else None
     scan = scan_inbox(home.inbox, state, inbox_settings.settle_seconds)
     cursor = json.dumps(scan.state, sort_keys=True)
+    if scan.conflicts:
+        context.log.warning(
+            f"not ingesting {', '.join(scan.conflicts)}: their names map to the same batch key; "
+            "rename one of them"
+        )
     if not scan.ready:
         waiting = f"; waiting for {len(scan.waiting)} zip(s) to finish" if scan.waiting else ""
         context.update_cursor(cursor)

@@ -168,6 +168,20 @@ def refresh_views(catalog: Path, warehouse: Path) -> list[str]:
     return ensure_views(catalog, warehouse, tables_present(warehouse))
 
 
+def drop_view(catalog: Path, warehouse: Path, table: str) -> None:
+    """Drop a table's view (e.g. when its last batch was deleted: a glob matching no file would
+    make every query on the view fail)."""
+    if not _IDENTIFIER.match(table):
+        raise ValueError(f"not a table name: {table!r}")
+    if catalog.exists():
+        con = _connect_rw(catalog)
+        try:
+            con.execute(f"DROP VIEW IF EXISTS {table}")
+        finally:
+            con.close()
+    _marker(warehouse, table).unlink(missing_ok=True)
+
+
 def query(catalog: Path, warehouse: Path, sql: str) -> pd.DataFrame:
     """Run SQL against the catalog through a read-only connection."""
     ensure_views(catalog, warehouse, tables_present(warehouse))

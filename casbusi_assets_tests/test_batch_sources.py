@@ -72,3 +72,12 @@ def test_find_zip_prefers_registry_then_inbox(tmp_path):
         find_zip(home, "batch_7")
     with pytest.raises(BatchSourceError, match="no zip found for batch 'nope'"):
         find_zip(home, "nope")
+
+
+def test_zips_whose_names_collide_are_held_back(tmp_path):
+    _touch(tmp_path / "Batch 1.zip")
+    _touch(tmp_path / "batch_1.zip")
+    _touch(tmp_path / "batch_2.zip")
+    scan = scan_inbox(tmp_path, None, settle_seconds=1)
+    assert [z.key for z in scan.ready] == ["batch_2"]
+    assert scan.conflicts == ["Batch 1.zip", "batch_1.zip"]

@@ -96,3 +96,9 @@ def test_delete_batch_removes_rows_files_and_partition(home, tmp_path):
     with dg.DagsterInstance.get() as instance:
         assert instance.get_dynamic_partitions("batch") == ["keep"]
     assert delete_batch(home, "gone") == {"tables": 0, "file_folders": 0}  # idempotent
+    # Deleting the last batch drops the views too, so the catalog still answers queries.
+    delete_batch(home, "keep")
+    assert warehouse.tables_present(home.warehouse) == []
+    views = warehouse.query(home.catalog, home.warehouse,
+                            "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal")
+    assert int(views["n"][0]) == 0
