@@ -116,9 +116,9 @@ def export_images(zip_path: Path, catalog: pd.DataFrame, staged: StagedBatchDir,
     instances = unique_instances(catalog, "image")
     jobs = []
     for inst in instances.itertuples():
-        name = f"{pixel_export.safe_file_stem(inst.sop_instance_uid)}.png"
-        jobs.append(_Job(str(zip_path), inst.member_path, str(staged.staging / name),
-                         str(staged.final / name), limits))
+        out = staged.staging / f"{pixel_export.safe_file_stem(inst.sop_instance_uid)}.png"
+        jobs.append(_Job(str(zip_path), inst.member_path, str(out),
+                         str(staged.final_path(out)), limits))
     progress = Progress(report, "image_table", len(jobs)) if report else None
     df = _run(instances, jobs, _export_still, workers, progress)
     if not df.empty:
@@ -134,8 +134,8 @@ def export_videos(zip_path: Path, catalog: pd.DataFrame, staged: StagedBatchDir,
     instances = unique_instances(catalog, "video")
     jobs = []
     for inst in instances.itertuples():
-        name = pixel_export.safe_file_stem(inst.sop_instance_uid)
-        jobs.append(_Job(str(zip_path), inst.member_path, str(staged.staging / name),
-                         str(staged.final / name), limits, policy, every_n))
+        out = staged.staging / pixel_export.safe_file_stem(inst.sop_instance_uid)
+        jobs.append(_Job(str(zip_path), inst.member_path, str(out),
+                         str(staged.final_path(out)), limits, policy, every_n))
     progress = Progress(report, "video_table", len(jobs)) if report else None
     return _run(instances, jobs, _export_video, workers, progress)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -17,20 +17,16 @@ R = TypeVar("R")
 
 
 def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int = 1,
-                 chunksize: int = 1, executor: str = "process") -> Iterator[R]:
+                 chunksize: int = 1) -> Iterator[R]:
     """Yield fn(item) in input order; in-process when workers <= 1 or there is one item.
 
-    executor "thread" suits work that releases the GIL (decoders, PNG encoding); "process" needs
-    `fn` to be a module-level function (it is pickled by name for the workers).
+    `fn` must be a module-level function (it is pickled by name for the workers). Processes,
+    not threads: exporting 495 stills took 11.0 s with 2 processes, 17.7 s with 2 threads.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         for item in items:
             yield fn(item)
-        return
-    if executor == "thread":
-        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-            yield from pool.map(fn, items)
         return
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx) as pool:

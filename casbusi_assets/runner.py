@@ -31,9 +31,7 @@ class BatchRunOutcome:
     materialized: list[str] = field(default_factory=list)
 
 
-def batch_asset_names() -> list[str]:
-    from casbusi_assets.definitions import defs
-
+def batch_asset_names(defs: dg.Definitions) -> list[str]:
     job = defs.resolve_job_def("batch_job")
     return sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys)
 
@@ -60,7 +58,11 @@ def run_batch(
     if not zip_path.is_file():
         raise RunBatchError(f"{zip_path} does not exist or is not a file")
     key = batch_key_for(zip_path)
-    names = batch_asset_names()
+    from casbusi_assets.definitions import build_definitions
+
+    # This run writes to `home`, whatever home the module-level definitions were loaded with.
+    defs = build_definitions(str(home.root))
+    names = batch_asset_names(defs)
     if select:
         unknown = sorted(set(select) - set(names))
         if unknown:
@@ -68,10 +70,6 @@ def run_batch(
     ensure_dagster_home(home)
     register_zip(home, key, zip_path)
 
-    from casbusi_assets.definitions import build_definitions
-
-    # This run writes to `home`, whatever home the module-level definitions were loaded with.
-    defs = build_definitions(str(home.root))
     with dg.DagsterInstance.get() as instance:
         if not instance.has_dynamic_partition(batch_partitions.name, key):
             instance.add_dynamic_partitions(batch_partitions.name, [key])

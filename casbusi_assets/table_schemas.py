@@ -62,6 +62,15 @@ DICOM_CATALOG = pa.schema(
     ]
 )
 
+# The first SequenceOfUltrasoundRegions box (DICOM RegionLocationMin/Max) and how many there are.
+_FIRST_REGION = [
+    ("region_count", I64),
+    ("region_x0", I64),
+    ("region_y0", I64),
+    ("region_x1", I64),
+    ("region_y1", I64),
+]
+
 IMAGE_TABLE = pa.schema(
     [
         ("batch_id", STR),
@@ -78,11 +87,7 @@ IMAGE_TABLE = pa.schema(
         ("yellow_pixels_whitened", I64),
         ("rows", I64),
         ("columns", I64),
-        ("region_count", I64),
-        ("region_x0", I64),
-        ("region_y0", I64),
-        ("region_x1", I64),
-        ("region_y1", I64),
+        *_FIRST_REGION,
         ("png_bytes", I64),
         ("status", STR),  # ok | failed (decode failed after the catalog accepted the file)
         ("error", STR),
@@ -106,11 +111,7 @@ VIDEO_TABLE = pa.schema(
         ("original_photometric_interpretation", STR),
         ("rows", I64),
         ("columns", I64),
-        ("region_count", I64),
-        ("region_x0", I64),
-        ("region_y0", I64),
-        ("region_x1", I64),
-        ("region_y1", I64),
+        *_FIRST_REGION,
         ("status", STR),
         ("error", STR),
     ]

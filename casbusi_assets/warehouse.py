@@ -8,7 +8,6 @@ sees later batches and added columns by itself (`union_by_name`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -195,7 +194,3 @@ def query(catalog: Path, warehouse: Path, sql: str) -> pd.DataFrame:
     finally:
         con.close()
 
-
-def to_json(value: object) -> str:
-    """Compact, deterministic JSON for list/dict columns."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)

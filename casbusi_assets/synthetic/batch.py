@@ -73,6 +73,7 @@ _NO_IMAGE_CONTENT = {
     "calipers": "[]",
 }
 
+
 def generate_batches(
     out_dir: Path,
     batches: int = 2,

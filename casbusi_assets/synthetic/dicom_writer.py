@@ -92,6 +92,19 @@ def _common(ds: Dataset, st: StudyHeader, series_uid: str, series_number: int) -
     ds.SeriesNumber = series_number
 
 
+def _new_dataset(sop_class: str, sop_instance_uid: str) -> Dataset:
+    """An empty dataset with its file meta and SOP identity (explicit VR little endian)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_instance_uid
+    return ds
+
+
 def build_image_dataset(
     st: StudyHeader,
     *,
@@ -110,16 +123,9 @@ def build_image_dataset(
     n = frames.shape[0]
     rgb = frames.ndim == 4
     sop_class = US_MULTIFRAME_STORAGE if n > 1 else US_IMAGE_STORAGE
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = _new_dataset(sop_class, sop_instance_uid)
     _common(ds, st, series_uid, series_number)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "", "0001"]
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_instance_uid
     ds.ContentTime = content_time
     ds.Modality = "US"
     ds.SeriesDescription = series_description
@@ -194,15 +200,8 @@ def build_text_sr(
     text: str,
 ) -> bytes:
     """A Basic Text SR (no pixel data), as scanners send with worksheets / reports."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(BASIC_TEXT_SR_STORAGE)
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = _new_dataset(BASIC_TEXT_SR_STORAGE, sop_instance_uid)
     _common(ds, st, series_uid, series_number)
-    ds.SOPClassUID = BASIC_TEXT_SR_STORAGE
-    ds.SOPInstanceUID = sop_instance_uid
     ds.Modality = "SR"
     ds.SeriesDescription = "US Breast Worksheet"
     ds.InstanceNumber = 1
