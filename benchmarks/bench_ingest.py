@@ -77,13 +77,13 @@ def _baseline(zip_path: Path, work: Path) -> dict:
 
 
 def _ours(zip_path: Path, home: Path) -> dict:
-    from casbusi_assets.home import layout
     from casbusi_assets.runner import run_batch
+    from casbusi_assets.storage.home import layout
 
     started = time.perf_counter()
     run_batch(zip_path, layout(home), select=["dicom_catalog", "image_table"], echo=lambda m: None)
     seconds = time.perf_counter() - started
-    from casbusi_assets import warehouse
+    from casbusi_assets.storage import warehouse
 
     images = warehouse.read_batch(home / "warehouse", "image_table", zip_path.stem)
     return {"seconds": seconds, "images": int((images["status"] == "ok").sum())}
@@ -91,10 +91,10 @@ def _ours(zip_path: Path, home: Path) -> dict:
 
 def _core(zip_path: Path, work: Path) -> dict:
     """casbusi's domain functions without Dagster: shows the orchestration overhead."""
-    from casbusi_assets.batch_export import export_images
-    from casbusi_assets.dicom_reading import catalog_zip
-    from casbusi_assets.file_staging import staged_batch_dir
-    from casbusi_assets.zip_members import ZipLimits
+    from casbusi_assets.ingest.catalog import catalog_zip
+    from casbusi_assets.ingest.zip_members import ZipLimits
+    from casbusi_assets.pixels.batch import export_images
+    from casbusi_assets.storage.file_staging import staged_batch_dir
 
     started = time.perf_counter()
     catalog = catalog_zip(zip_path, "bench", workers=2)

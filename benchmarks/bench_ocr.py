@@ -109,8 +109,8 @@ def run_synthetic(
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from casbusi_assets.ocr_engines import make_engine
-    from casbusi_assets.ocr_reading import read_annotation
+    from casbusi_assets.ocr.engines import make_engine
+    from casbusi_assets.ocr.reading import read_annotation
     from casbusi_assets.synthetic import generate_batches
 
     load_start = _load_avg()
@@ -267,8 +267,8 @@ def run_synthetic(
 def run_real(engine_opts: dict[str, Any], read_opts: dict[str, Any]) -> list[dict[str, Any]]:
     from pydicom.data import get_testdata_file
 
-    from casbusi_assets.ocr_engines import make_engine
-    from casbusi_assets.ocr_reading import read_annotation
+    from casbusi_assets.ocr.engines import make_engine
+    from casbusi_assets.ocr.reading import read_annotation
 
     engine = make_engine(**engine_opts)
     out = []

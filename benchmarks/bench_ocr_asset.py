@@ -49,9 +49,9 @@ def main() -> None:
                         "--seed", str(args.seed)], check=True, capture_output=True)
         zip_path = tmp / "in" / "batch_001.zip"
 
-    from casbusi_assets import warehouse
-    from casbusi_assets.home import layout
     from casbusi_assets.runner import run_batch
+    from casbusi_assets.storage import warehouse
+    from casbusi_assets.storage.home import layout
 
     home = layout(tmp / "home").create()
     quiet = lambda message: None  # noqa: E731

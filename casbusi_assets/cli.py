@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from casbusi_assets.home import HOME_ENV_VAR, HomeLayout, ensure_dagster_home, layout
+from casbusi_assets.storage.home import HOME_ENV_VAR, HomeLayout, ensure_dagster_home, layout
 
 
 def _echo(message: str) -> None:
@@ -60,7 +60,7 @@ def cmd_run_batch(args: argparse.Namespace, home: HomeLayout) -> int:
 def cmd_sql(args: argparse.Namespace, home: HomeLayout) -> int:
     import duckdb
 
-    from casbusi_assets import warehouse
+    from casbusi_assets.storage import warehouse
 
     try:
         df = warehouse.query(home.catalog, home.warehouse, args.query)
@@ -90,7 +90,7 @@ def cmd_delete_batch(args: argparse.Namespace, home: HomeLayout) -> int:
 
 
 def cmd_refresh_views(args: argparse.Namespace, home: HomeLayout) -> int:
-    from casbusi_assets import warehouse
+    from casbusi_assets.storage import warehouse
 
     created = warehouse.refresh_views(home.catalog, home.warehouse)
     _echo(f"views in {home.catalog}: {', '.join(created) or '(no tables yet)'}")

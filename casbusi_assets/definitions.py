@@ -10,20 +10,19 @@ import os
 
 import dagster as dg
 
-from casbusi_assets.assets import cases, images, ingest, ocr, videos
-from casbusi_assets.io_managers import WarehouseIOManager
+from casbusi_assets.cases import assets as cases
+from casbusi_assets.ingest import assets as ingest
+from casbusi_assets.ingest.resources import CaseCsvSource, InboxSettings, IngestSettings
+from casbusi_assets.ingest.sensors import inbox_sensor
 from casbusi_assets.jobs import batch_job
 from casbusi_assets.loggers import compact_console_logger
-from casbusi_assets.resources import (
-    CasbusiHome,
-    CaseCsvSource,
-    DeviceResource,
-    InboxSettings,
-    IngestSettings,
-    OcrEngineResource,
-    VideoFramePolicy,
-)
-from casbusi_assets.sensors import inbox_sensor
+from casbusi_assets.ocr import assets as ocr
+from casbusi_assets.ocr.resources import OcrEngineResource
+from casbusi_assets.pixels import assets as pixels
+from casbusi_assets.pixels.resources import VideoFramePolicy
+from casbusi_assets.shared.resources import DeviceResource
+from casbusi_assets.storage.io_manager import WarehouseIOManager
+from casbusi_assets.storage.resources import CasbusiHome
 
 
 def _env(name: str, default: str) -> str:
@@ -62,7 +61,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
     }
 
 
-ASSET_MODULES = [ingest, images, videos, cases, ocr]
+ASSET_MODULES = [ingest, pixels, cases, ocr]
 
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from casbusi_assets import warehouse
-from casbusi_assets.home import HomeLayout
+from casbusi_assets.storage import warehouse
+from casbusi_assets.storage.home import HomeLayout
 
 
 def _table_counts(home: HomeLayout) -> str:

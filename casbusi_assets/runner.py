@@ -14,9 +14,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from casbusi_assets.batch_sources import ZipFingerprint, batch_key_for, register_zip
-from casbusi_assets.home import HomeLayout, ensure_dagster_home
-from casbusi_assets.partitions import batch_partitions
+from casbusi_assets.ingest.sources import ZipFingerprint, batch_key_for, register_zip
+from casbusi_assets.shared.partitions import batch_partitions
+from casbusi_assets.storage.home import HomeLayout, ensure_dagster_home
 
 
 class RunBatchError(RuntimeError):
@@ -105,8 +105,8 @@ def run_batch(
 def delete_batch(home: HomeLayout, key: str) -> dict[str, int]:
     """Remove a batch everywhere: its rows in every table, its files, its registry entry and its
     partition. Dagster keeps the run history; the zip itself is left where it is."""
-    from casbusi_assets import warehouse
-    from casbusi_assets.file_staging import remove_batch_files
+    from casbusi_assets.storage import warehouse
+    from casbusi_assets.storage.file_staging import remove_batch_files
 
     removed = {"tables": 0, "file_folders": 0}
     for table in warehouse.tables_present(home.warehouse):

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from casbusi_assets.home import HomeLayout
+from casbusi_assets.storage.home import HomeLayout
 
 # Real ultrasound screen captures that pydicom / pydicom-data ship (no network needed).
 REAL_US_FILES = {

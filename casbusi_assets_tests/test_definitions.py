@@ -2,8 +2,8 @@ import dagster as dg
 import pytest
 
 from casbusi_assets.definitions import build_definitions, defs
-from casbusi_assets.ocr_engines import DeviceUnavailableError, cuda_available
-from casbusi_assets.resources import DeviceResource
+from casbusi_assets.shared.device import DeviceUnavailableError, cuda_available
+from casbusi_assets.shared.resources import DeviceResource
 
 EXPECTED_GROUPS = {
     "dicom_catalog": "ingest",

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from casbusi_assets import warehouse
 from casbusi_assets.cli import main
 from casbusi_assets.runner import RunBatchError, run_batch
+from casbusi_assets.storage import warehouse
 
 from .conftest import with_identifiers, write_zip
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from casbusi_assets import warehouse
 from casbusi_assets.runner import run_batch
+from casbusi_assets.storage import warehouse
 
 from .conftest import REAL_US_FILES, with_identifiers, write_zip
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from casbusi_assets import warehouse
 from casbusi_assets.runner import run_batch
+from casbusi_assets.storage import warehouse
 from casbusi_assets.synthetic import generate_batches
 
 

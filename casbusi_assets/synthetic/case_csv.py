@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from casbusi_assets.case_tables import REQUIRED_CASE_COLUMNS
+from casbusi_assets.cases.tables import REQUIRED_CASE_COLUMNS
 
 CASE_CSV_NAME = "total_cases_anon.csv"
 # The generator writes exactly the columns the platform requires of a real delivery.

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from casbusi_assets.table_schemas import BOOL, F64, I64, STR
+from casbusi_assets.storage.schemas import BOOL, F64, I64, STR
 
 TRUTH_SCHEMA = pa.schema(
     [

@@ -11,9 +11,9 @@ import pydicom
 import pytest
 from pydicom.errors import InvalidDicomError
 
+from casbusi_assets.storage.schemas import QUARANTINE_CODES
 from casbusi_assets.synthetic.case_csv import CASE_COLUMNS, CASE_CSV_NAME, VALID_BIRADS
 from casbusi_assets.synthetic.truth import TRUTH_COLUMNS
-from casbusi_assets.table_schemas import QUARANTINE_CODES
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 RLE = "1.2.840.10008.1.2.5"

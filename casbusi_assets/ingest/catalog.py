@@ -1,0 +1,630 @@
+"""One `dicom_catalog` row per zip member: identifiers, hashes, hot tags, DICOM-JSON header.
+
+Nothing here raises for one bad member: every problem becomes `status='quarantined'` with an
+`error_code` from `table_schemas.QUARANTINE_CODES` and a one-line `error` saying what is wrong.
+Pixel data is validated structurally (lengths, frame counts, codestream end markers), which is
+cheap (measured: 5 ms for a 720-frame 36 MB JPEG cine whose full decode takes ~14 s; 0.3 ms
+for a J2K still that decodes in 55 ms); full decoding is left to the image/video export, which
+decodes anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import struct
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from io import BytesIO
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID
+
+from casbusi_assets.ingest.zip_members import (
+    DEFAULT_LIMITS,
+    MemberReadError,
+    ThreadLocalZip,
+    ZipLimits,
+    ZipMember,
+    list_members,
+    open_batch_zip,
+    read_member,
+)
+from casbusi_assets.storage.schemas import DICOM_CATALOG, QUARANTINE_CODES
+
+CATALOG_COLUMNS: list[str] = [name for name in DICOM_CATALOG.names if name != "batch_id"]
+_INT_COLUMNS = {f.name for f in DICOM_CATALOG if str(f.type) == "int64"}
+
+# Binary values above this many bytes go into the header as a BulkDataURI placeholder instead of
+# inline base64: LUTs, private blobs and icon images would otherwise bloat every catalog row.
+BULK_DATA_THRESHOLD = 1024
+
+# Typed string columns: catalog column -> DICOM keyword.
+_STRING_TAGS = {
+    "sop_instance_uid": "SOPInstanceUID",
+    "study_instance_uid": "StudyInstanceUID",
+    "series_instance_uid": "SeriesInstanceUID",
+    "sop_class_uid": "SOPClassUID",
+    "patient_id": "PatientID",
+    "accession_number": "AccessionNumber",
+    "modality": "Modality",
+    "manufacturer": "Manufacturer",
+    "model_name": "ManufacturerModelName",
+    "study_description": "StudyDescription",
+    "study_date": "StudyDate",
+    "patient_sex": "PatientSex",
+    "patient_age": "PatientAge",
+    "photometric_interpretation": "PhotometricInterpretation",
+}
+_INT_TAGS = {"rows": "Rows", "columns": "Columns", "bits_allocated": "BitsAllocated"}
+_REQUIRED_IDS = ("PatientID", "AccessionNumber", "SOPInstanceUID")
+
+US_REGION_FIELDS = (
+    "RegionSpatialFormat",
+    "RegionDataType",
+    "RegionFlags",
+    "RegionLocationMinX0",
+    "RegionLocationMinY0",
+    "RegionLocationMaxX1",
+    "RegionLocationMaxY1",
+    "PhysicalUnitsXDirection",
+    "PhysicalUnitsYDirection",
+    "PhysicalDeltaX",
+    "PhysicalDeltaY",
+)
+
+# Transfer syntaxes whose frames are self-delimiting codestreams we can check cheaply.
+_JPEG_FAMILY = {
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+}
+_J2K_FAMILY = {
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.92",
+    "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+}
+_RLE = "1.2.840.10008.1.2.5"
+_VALID_VRS = {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+}  # fmt: skip
+
+
+class _Quarantine(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        assert code in QUARANTINE_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def empty_row(member_path: str) -> dict[str, Any]:
+    """A catalog row with every column present and unknown values as None."""
+    row: dict[str, Any] = dict.fromkeys(CATALOG_COLUMNS)
+    row["member_path"] = member_path
+    return row
+
+
+def quarantine_row(
+    member_path: str, code: str, error: str, size: int | None = None
+) -> dict[str, Any]:
+    """A row for a member that was never parsed (unsafe path, too large, unreadable entry)."""
+    assert code in QUARANTINE_CODES, code
+    row = empty_row(member_path)
+    row.update(file_size=size, status="quarantined", error_code=code, error=error)
+    return row
+
+
+def _looks_like_raw_dataset(data: bytes) -> bool:
+    """True for a DICOM stream without the 128-byte preamble and 'DICM' prefix.
+
+    Such files exist (old PACS exports, some anonymisers) and start directly with an element of
+    group 0002 (file meta) or 0008 (identifying group). pydicom refuses them unless forced, and
+    forcing arbitrary bytes "succeeds" on anything, so only force when the first element looks
+    like a real one: a plausible group, then either an explicit VR or a sane implicit length.
+    """
+    if len(data) < 8:
+        return False
+    for order in ("<", ">"):
+        group, element = struct.unpack(order + "HH", data[:4])
+        if group not in (0x0002, 0x0008) or element > 0x1FFF:
+            continue
+        if data[4:6] in _VALID_VRS:
+            return True
+        (length,) = struct.unpack(order + "I", data[4:8])
+        if order == "<" and length <= len(data) - 8:
+            return True
+    return False
+
+
+def _read_dataset(data: bytes) -> tuple[Dataset, _Quarantine | None]:
+    """Parse every element; returns the dataset and a 'truncated' problem if it was cut short.
+
+    A truncated file still yields its dataset, so the catalog can fill every column it has.
+    Raises _Quarantine for files that are not DICOM at all.
+    """
+    if not data:
+        raise _Quarantine("not_dicom", "empty file (0 bytes), expected a DICOM file")
+    force = False
+    if data[:4] == b"DICM":
+        # 'DICM' prefix without the preamble: put the preamble back rather than force-parsing.
+        data = bytes(128) + data
+    elif data[128:132] != b"DICM":
+        if not _looks_like_raw_dataset(data):
+            head = data[:8]
+            kind = "PDF" if head.startswith(b"%PDF") else f"starts with {head!r}"
+            raise _Quarantine(
+                "not_dicom",
+                f"not a DICOM file ({kind}): no 'DICM' prefix at byte 128 and no "
+                "group 0002/0008 element at the start",
+            )
+        force = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(BytesIO(data), force=force)
+        except InvalidDicomError as exc:
+            raise _Quarantine("not_dicom", f"not a DICOM file: {exc}") from exc
+        except (EOFError, struct.error) as exc:
+            raise _Quarantine("truncated", f"file ends inside the DICOM header: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - any parser failure is a per-member problem
+            raise _Quarantine(
+                "not_dicom", f"DICOM parser failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    messages = [str(w.message) for w in caught]
+    try:
+        _check_parsed_to_end(ds, len(data), messages)
+    except _Quarantine as q:
+        if q.code != "truncated":
+            raise
+        return ds, q
+    return ds, None
+
+
+def _check_parsed_to_end(ds: Dataset, size: int, messages: list[str]) -> None:
+    """Detect a file cut short, which pydicom reads silently (it stops at EOF).
+
+    pydicom keeps a short value for a defined-length element and drops an undefined-length one
+    with only a warning, so look at both: the warning, and whether the last element's declared
+    end lies beyond the bytes we have (or a few stray bytes of a cut element header remain).
+    """
+    for msg in messages:
+        if "End of file reached" in msg:
+            raise _Quarantine("truncated", f"file ends before its declared content: {msg}")
+    keys = list(ds.keys())
+    if not keys:
+        raise _Quarantine("not_dicom", "no DICOM data elements after the file meta header")
+    last = ds.get_item(keys[-1])
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return
+    end = tell + length
+    if end > size:
+        raise _Quarantine(
+            "truncated",
+            f"file ends {end - size} bytes short of the end of element {last.tag} "
+            f"({length} bytes declared at offset {tell}; the file has {size} bytes)",
+        )
+    if 0 < size - end < 8:
+        raise _Quarantine(
+            "truncated", f"file ends inside an element header ({size - end} stray bytes at end)"
+        )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text.strip() or None
+
+
+def _safe_get(ds: Dataset, keyword: str) -> Any:
+    # Invalid values (e.g. 'abc' in an IS element) raise on access; treat them as unreadable.
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _region_item(item: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kw in US_REGION_FIELDS:
+        val = _safe_get(item, kw)
+        if val is None:
+            continue
+        out[kw] = float(val) if isinstance(val, float) else _as_int(val)
+    return out
+
+
+def _header_json(ds: Dataset, member_path: str) -> str:
+    """The DICOM-JSON model (PS3.18 F) of file meta + dataset, without pixel or overlay data."""
+    for tag in list(ds.keys()):
+        group, element = tag >> 16, tag & 0xFFFF
+        is_pixels = group == 0x7FE0 and element in (0x0008, 0x0009, 0x0010)
+        is_overlay = 0x6000 <= group <= 0x601E and group % 2 == 0 and element == 0x3000
+        if is_pixels or is_overlay:
+            del ds[tag]
+
+    def bulk(elem: DataElement) -> str:
+        # Keep a pointer to where the value lives instead of the value itself.
+        return f"zip-member:{quote(member_path)}#{elem.tag:08X}"
+
+    out: dict[str, Any] = {}
+    for part in (getattr(ds, "file_meta", None), ds):
+        if part is None:
+            continue
+        out.update(
+            part.to_json_dict(
+                bulk_data_threshold=BULK_DATA_THRESHOLD,
+                bulk_data_element_handler=bulk,
+                suppress_invalid_tags=True,
+            )
+        )
+    try:
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode().decode()
+    except UnicodeEncodeError:
+        # Lone surrogates from badly encoded text cannot be stored as UTF-8: escape them.
+        return json.dumps(out, separators=(",", ":"))
+
+
+def _expected_native_bytes(ds: Dataset, frames: int) -> tuple[int, str] | None:
+    """Bytes native pixel data needs, and the formula in words for the error message."""
+    rows, cols = _as_int(_safe_get(ds, "Rows")), _as_int(_safe_get(ds, "Columns"))
+    bits = _as_int(_safe_get(ds, "BitsAllocated"))
+    spp = _as_int(_safe_get(ds, "SamplesPerPixel")) or 1
+    if not rows or not cols or not bits:
+        return None
+    if _text(_safe_get(ds, "PhotometricInterpretation")) == "YBR_FULL_422":
+        spp = 2  # native 4:2:2 stores two samples per pixel (Y Y Cb Cr per pixel pair)
+    formula = f"{rows} rows x {cols} columns x {spp} samples x {bits} bits x {frames} frame(s)"
+    if bits == 1:
+        return math.ceil(rows * cols * spp * frames / 8), formula
+    return rows * cols * spp * (bits // 8) * frames, formula
+
+
+def _check_codestream(tsuid: str, frame: bytes, index: int, ds: Dataset) -> None:
+    where = f"frame {index}"
+    if tsuid in _JPEG_FAMILY or tsuid in _J2K_FAMILY:
+        jpeg = tsuid in _JPEG_FAMILY
+        start_ok = (
+            frame[:2] == b"\xff\xd8"
+            if jpeg
+            else (frame[:2] == b"\xff\x4f" or frame[4:8] == b"jP  ")
+        )
+        name = "JPEG" if jpeg else "JPEG 2000"
+        if not start_ok:
+            raise _Quarantine(
+                "undecodable_pixels",
+                f"{where}: does not start with a {name} codestream marker "
+                f"(found {frame[:4].hex()})",
+            )
+        # Fragments are padded to even length (0x00, some writers 0xFF), so allow a pad byte.
+        if b"\xff\xd9" not in frame[-4:]:
+            raise _Quarantine(
+                "truncated",
+                f"{where}: {name} codestream does not end with the EOI/EOC marker FFD9 "
+                f"(ends with {frame[-4:].hex()}); the data was cut short",
+            )
+    elif tsuid == _RLE:
+        if len(frame) < 64:
+            raise _Quarantine("truncated", f"{where}: RLE frame shorter than its 64-byte header")
+        header = struct.unpack("<16I", frame[:64])
+        nseg, offsets = header[0], header[1 : 1 + header[0]] if header[0] <= 15 else ()
+        bits = _as_int(_safe_get(ds, "BitsAllocated")) or 8
+        spp = _as_int(_safe_get(ds, "SamplesPerPixel")) or 1
+        expected = spp * max(bits // 8, 1)
+        if not 1 <= nseg <= 15 or nseg != expected or not offsets or offsets[0] != 64:
+            raise _Quarantine(
+                "undecodable_pixels",
+                f"{where}: RLE header declares {nseg} segments (expected {expected}, "
+                "first at offset 64)",
+            )
+        if list(offsets) != sorted(offsets) or offsets[-1] >= len(frame):
+            raise _Quarantine(
+                "truncated",
+                f"{where}: RLE segment offsets {list(offsets)} point beyond the "
+                f"{len(frame)}-byte fragment",
+            )
+
+
+def validate_pixels(ds: Dataset, pixel_data: bytes, frames: int) -> None:
+    """Cheap structural pixel checks; raises _Quarantine. Never decodes pixels."""
+    meta = getattr(ds, "file_meta", None)
+    tsuid = UID(
+        str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")) if meta else "1.2.840.10008.1.2"
+    )
+    if not tsuid.is_encapsulated:
+        need = _expected_native_bytes(ds, frames)
+        if need is None:
+            raise _Quarantine(
+                "undecodable_pixels", "pixel data present but Rows/Columns/BitsAllocated missing"
+            )
+        expected, formula = need
+        if len(pixel_data) < expected:
+            raise _Quarantine(
+                "truncated",
+                f"native pixel data has {len(pixel_data)} bytes, expected {expected} ({formula})",
+            )
+        return
+    try:
+        decoder = get_decoder(tsuid)
+    except NotImplementedError:
+        raise _Quarantine(
+            "undecodable_pixels", f"no decoder exists for transfer syntax {tsuid.name} ({tsuid})"
+        ) from None
+    if not decoder.is_available:
+        raise _Quarantine(
+            "undecodable_pixels",
+            f"no decoder plugin installed for {tsuid.name} ({tsuid}); "
+            f"missing: {', '.join(decoder.missing_dependencies) or 'unknown'}",
+        )
+    ext = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        ext = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    found = 0
+    try:
+        for found, frame in enumerate(
+            generate_frames(pixel_data, number_of_frames=frames, extended_offsets=ext), 1
+        ):
+            _check_codestream(str(tsuid), frame, found - 1, ds)
+    except _Quarantine:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed item tags, bad offset tables
+        raise _Quarantine(
+            "undecodable_pixels", f"cannot split encapsulated pixel data into frames: {exc}"
+        ) from exc
+    if found != frames:
+        code = "truncated" if found < frames else "undecodable_pixels"
+        raise _Quarantine(
+            code, f"encapsulated pixel data holds {found} frame(s), NumberOfFrames says {frames}"
+        )
+
+
+def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
+    """The DICOM_CATALOG row (without batch_id) for one member's bytes. Never raises."""
+    row = empty_row(member_path)
+    row["file_size"] = len(data)
+    row["file_sha256"] = hashlib.sha256(data).hexdigest()
+    try:
+        ds, truncation = _read_dataset(data)
+    except _Quarantine as q:
+        row.update(status="quarantined", error_code=q.code, error=q.message)
+        return row
+    problems: list[_Quarantine] = [truncation] if truncation else []
+
+    for col, kw in _STRING_TAGS.items():
+        row[col] = _text(_safe_get(ds, kw))
+    for col, kw in _INT_TAGS.items():
+        row[col] = _as_int(_safe_get(ds, kw))
+    meta = getattr(ds, "file_meta", None)
+    row["transfer_syntax_uid"] = _text(meta.get("TransferSyntaxUID")) if meta else None
+
+    regions = _safe_get(ds, "SequenceOfUltrasoundRegions")
+    items = [_region_item(item) for item in regions] if regions else []
+    row["region_count"] = len(items)
+    row["us_regions"] = json.dumps(items, separators=(",", ":"))
+
+    pixel_data: bytes | None = None
+    try:
+        pixel_data = ds.get("PixelData")
+    except Exception as exc:  # noqa: BLE001
+        problems.append(_Quarantine("undecodable_pixels", f"PixelData unreadable: {exc}"))
+    if pixel_data is None:
+        # A cut file may have lost its pixel data element: then the kind is unknown.
+        row["kind"] = None if truncation else "no_pixels"
+    else:
+        frames = _as_int(_safe_get(ds, "NumberOfFrames")) or 1
+        row["number_of_frames"] = frames
+        row["kind"] = "video" if frames > 1 else "image"
+        row["pixel_sha256"] = hashlib.sha256(pixel_data).hexdigest()
+        if not truncation:
+            try:
+                validate_pixels(ds, pixel_data, frames)
+            except _Quarantine as q:
+                problems.append(q)
+
+    missing = [kw for kw in _REQUIRED_IDS if not _text(_safe_get(ds, kw))]
+    if missing:
+        problems.append(
+            _Quarantine(
+                "missing_identifier",
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing or empty "
+                "(needed to link the file to its case)",
+            )
+        )
+    try:
+        row["header"] = _header_json(ds, member_path)
+    except Exception:  # noqa: BLE001 - the typed columns are still right without the header
+        row["header"] = None
+
+    if problems:
+        row.update(
+            status="quarantined",
+            error_code=problems[0].code,
+            error="; ".join(p.message for p in problems),
+        )
+    else:
+        row.update(status="ok", error_code=None, error=None)
+    return row
+
+
+# --------------------------------------------------------------------------- whole zips
+
+_PROCESS_ZIPS: dict[str, Any] = {}
+
+
+def _process_worker(zip_path: str, member: ZipMember, limits: ZipLimits) -> dict[str, Any]:
+    # One ZipFile per worker process, opened on first use and kept for the process's lifetime.
+    zf = _PROCESS_ZIPS.get(zip_path)
+    if zf is None:
+        import zipfile
+
+        zf = _PROCESS_ZIPS[zip_path] = zipfile.ZipFile(zip_path)
+    return _catalog_one(zf, member, limits)
+
+
+def _catalog_one(zf: Any, member: ZipMember, limits: ZipLimits) -> dict[str, Any]:
+    try:
+        data = read_member(zf, member, limits)
+    except MemberReadError as exc:
+        return quarantine_row(member.path, exc.code, str(exc), member.size)
+    return catalog_member(member.path, data)
+
+
+def is_case_csv(member_path: str, name: str) -> bool:
+    parts = member_path.replace("\\", "/").strip("/").split("/")
+    return len(parts) <= 2 and parts[-1].lower() == name.lower()
+
+
+def case_csv_row(member_path: str, data: bytes) -> dict[str, Any]:
+    row = empty_row(member_path)
+    row.update(kind="case_csv", file_size=len(data), file_sha256=hashlib.sha256(data).hexdigest(),
+               status="ok", error_code=None, error=None)
+    return row
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def catalog_zip(
+    zip_path: str | os.PathLike[str],
+    batch_id: str,
+    limits: ZipLimits = DEFAULT_LIMITS,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    executor: str = "thread",
+    case_csv_name: str = "total_cases_anon.csv",
+) -> pd.DataFrame:
+    """Catalogue every member of a batch zip: one DICOM_CATALOG row each, sorted by member_path.
+
+    The batch's case CSV (`case_csv_name` at the zip root or one folder deep, any case) is an
+    expected member, not junk: it gets kind 'case_csv', status ok and its hash.
+
+    Raises BatchArchiveError (from zip_members) only when the archive as a whole is unusable.
+    `executor` is 'thread' (default), 'process' or 'serial'. Threads won on the 2-core dev box:
+    inflating and hashing release the GIL, and processes pay ~1 s of spawn/import start-up per
+    batch (measured: realistic 84-member/244 MB mix 1.9 s threads vs 4.2 s processes vs 2.6 s
+    serial; 884 members 7.9 s vs 8.6 s vs 7.2 s on a loaded machine). Try 'process' on many-core
+    hosts with batches of thousands of small files, where pydicom parsing holds the GIL.
+    `progress(done, total)` is called about every 2% and at the end.
+    """
+    zip_path = os.fspath(zip_path)
+    workers = workers or default_workers()
+    with open_batch_zip(zip_path, limits) as zf:
+        members = list_members(zf, limits)
+    total = len(members)
+    rows: list[dict[str, Any]] = []
+    todo: list[ZipMember] = []
+    for m in members:
+        if m.problem_code:
+            rows.append(quarantine_row(m.path, m.problem_code, m.problem or m.problem_code, m.size))
+        elif is_case_csv(m.path, case_csv_name):
+            with open_batch_zip(zip_path, limits) as zf:
+                rows.append(case_csv_row(m.path, read_member(zf, m, limits)))
+        else:
+            todo.append(m)
+
+    step = max(1, total // 50)
+    done = len(rows)
+    last_report = -1
+
+    def report(force: bool = False) -> None:
+        nonlocal last_report
+        if progress and (force or done // step != last_report // step) and done != last_report:
+            last_report = done
+            progress(done, total)
+
+    report()
+    if executor not in ("process", "thread", "serial"):
+        raise ValueError(f"executor must be 'process', 'thread' or 'serial', not {executor!r}")
+    if executor == "serial" or workers == 1 or len(todo) <= 1:
+        with open_batch_zip(zip_path, limits) as zf:
+            for m in todo:
+                rows.append(_catalog_one(zf, m, limits))
+                done += 1
+                report()
+    elif executor == "thread":
+        with ThreadLocalZip(zip_path) as tlz, ThreadPoolExecutor(workers) as tpool:
+            for row in _bounded(
+                lambda m: tpool.submit(_catalog_one, tlz.get(), m, limits), todo, workers
+            ):
+                rows.append(row)
+                done += 1
+                report()
+    else:
+        # spawn, not fork: the caller (a Dagster run worker) may hold threads and locks that a
+        # forked child would inherit in a broken state.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as ppool:
+            for row in _bounded(
+                lambda m: ppool.submit(_process_worker, zip_path, m, limits), todo, workers
+            ):
+                rows.append(row)
+                done += 1
+                report()
+    report(force=True)
+
+    df = pd.DataFrame(rows, columns=CATALOG_COLUMNS)
+    df.insert(0, "batch_id", batch_id)
+    for col in _INT_COLUMNS:
+        df[col] = df[col].astype("Int64")
+    return df.sort_values("member_path", kind="stable").reset_index(drop=True)
+
+
+def _bounded(
+    submit: Callable[[ZipMember], Future[dict[str, Any]]],
+    items: Iterable[ZipMember],
+    workers: int,
+) -> Iterator[dict[str, Any]]:
+    """Yield results as they complete, keeping only a few tasks in flight.
+
+    Bounding the queue keeps memory flat on huge batches: each in-flight task may hold a whole
+    member (a cine can be hundreds of MB) in a worker.
+    """
+    pending: set[Future[dict[str, Any]]] = set()
+    for item in items:
+        pending.add(submit(item))
+        if len(pending) >= workers * 2:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                yield fut.result()
+    for fut in list(pending):
+        yield fut.result()

@@ -1,0 +1,20 @@
+"""The OCR engine resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+
+class OcrEngineResource(dg.ConfigurableResource):
+    """The OCR engine: `rapidocr` (default; ONNX models inside the wheel) or `easyocr` (optional
+    extra; weights from `model_dir`, never downloaded)."""
+
+    engine: str = Field(default="rapidocr", description="rapidocr | easyocr")
+    model_dir: str = Field(default="", description="EasyOCR weights folder (craft + english_g2)")
+    min_score: float = Field(default=0.5, description="Drop text boxes scored below this")
+
+    def create(self, device: str):
+        from casbusi_assets.ocr.engines import make_engine
+
+        return make_engine(self.engine, device=device, model_dir=self.model_dir or None)

@@ -1,0 +1,237 @@
+"""Column schemas of every warehouse table, in one place.
+
+The IO manager conforms each asset's DataFrame to its schema before writing, so a batch with no
+rows still yields a typed Parquet file, every batch has the same column order, and DuckDB views
+over all batches line up. Add a column here when an asset gains one.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Why a member of a zip was quarantined. `dicom_catalog.error_code` holds one of these; the
+# human-readable `error` column says more. The synthetic generator's ground truth uses the same codes.
+QUARANTINE_CODES = {
+    "unsafe_path": "member path is absolute or escapes the archive (zip-slip)",
+    "too_large": "member exceeds the configured size or compression-ratio limit",
+    "unreadable_member": "the zip entry itself cannot be read (CRC error, unsupported compression)",
+    "not_dicom": "not a DICOM file",
+    "truncated": "DICOM file ends before its declared content",
+    "undecodable_pixels": "pixel data present but cannot be decoded",
+    "missing_identifier": "PatientID, AccessionNumber or SOPInstanceUID is missing",
+}
+
+STR = pa.string()
+I64 = pa.int64()
+F64 = pa.float64()
+BOOL = pa.bool_()
+
+DICOM_CATALOG = pa.schema(
+    [
+        ("batch_id", STR),
+        ("member_path", STR),
+        ("sop_instance_uid", STR),
+        ("study_instance_uid", STR),
+        ("series_instance_uid", STR),
+        ("sop_class_uid", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("modality", STR),
+        ("manufacturer", STR),
+        ("model_name", STR),
+        ("study_description", STR),
+        ("study_date", STR),
+        ("patient_sex", STR),
+        ("patient_age", STR),
+        ("photometric_interpretation", STR),
+        ("rows", I64),
+        ("columns", I64),
+        ("number_of_frames", I64),
+        ("bits_allocated", I64),
+        ("transfer_syntax_uid", STR),
+        ("kind", STR),  # image | video | no_pixels | case_csv (null when unreadable)
+        ("region_count", I64),
+        ("us_regions", STR),  # JSON list of SequenceOfUltrasoundRegions items
+        ("file_size", I64),
+        ("file_sha256", STR),
+        ("pixel_sha256", STR),
+        ("header", STR),  # DICOM-JSON (PS3.18) without pixel data, all tags incl. sequences
+        ("status", STR),  # ok | quarantined
+        ("error_code", STR),  # one of QUARANTINE_CODES, null when ok
+        ("error", STR),
+    ]
+)
+
+# The first SequenceOfUltrasoundRegions box (DICOM RegionLocationMin/Max) and how many there are.
+_FIRST_REGION = [
+    ("region_count", I64),
+    ("region_x0", I64),
+    ("region_y0", I64),
+    ("region_x1", I64),
+    ("region_y1", I64),
+]
+
+IMAGE_TABLE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("study_instance_uid", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("member_path", STR),
+        ("n_members", I64),  # >1 when the zip holds the same SOP instance more than once
+        ("image_path", STR),
+        ("is_doppler", BOOL),
+        ("original_photometric_interpretation", STR),
+        ("stored_as", STR),  # 'gray' | 'rgb'
+        ("yellow_pixels_whitened", I64),
+        ("rows", I64),
+        ("columns", I64),
+        *_FIRST_REGION,
+        ("png_bytes", I64),
+        ("status", STR),  # ok | failed (decode failed after the catalog accepted the file)
+        ("error", STR),
+    ]
+)
+
+VIDEO_TABLE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("study_instance_uid", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("member_path", STR),
+        ("frames_dir", STR),
+        ("n_frames", I64),
+        ("saved_frames", I64),
+        ("saved_frame_indices", STR),  # JSON list of 0-based frame numbers written
+        ("frame_policy", STR),
+        ("is_doppler", BOOL),
+        ("original_photometric_interpretation", STR),
+        ("rows", I64),
+        ("columns", I64),
+        *_FIRST_REGION,
+        ("status", STR),
+        ("error", STR),
+    ]
+)
+
+CASE_TABLE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("source", STR),  # 'zip:<member>' or the configured override path
+        ("row_number", I64),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("biopsy_accession", STR),
+        ("biopsy_laterality", STR),
+        ("birads", STR),
+        ("study_laterality", STR),
+        ("biopsy", STR),
+        ("path_desc", STR),
+        ("density_desc", STR),
+        ("time_biop", F64),
+        ("age", F64),
+        ("race", STR),
+        ("ethnicity", STR),
+    ]
+)
+
+CASE_STUDY_TABLE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("biopsy_accessions", STR),  # JSON lists, one entry per biopsy row of the case CSV
+        ("biopsy_lateralities", STR),
+        ("biopsies", STR),
+        ("path_descs", STR),
+        ("density_descs", STR),
+        ("birads", STR),
+        ("study_laterality", STR),
+        ("time_biop", F64),
+        ("age", F64),
+        ("race", STR),
+        ("ethnicity", STR),
+        ("study_description", STR),
+        ("study_date", STR),
+        ("patient_sex", STR),
+        ("patient_size", F64),
+        ("patient_weight", F64),
+        ("image_count", I64),
+        ("video_count", I64),
+        ("trustworthiness", I64),  # 1 best .. 3 worst
+        ("trust_reason", STR),
+    ]
+)
+
+BREAST_TABLE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("breast", STR),  # LEFT | RIGHT
+        ("path_desc", STR),
+        ("density_desc", STR),
+        ("has_malignant", BOOL),
+        ("has_benign", BOOL),
+        ("has_unknown", BOOL),
+        ("lesion_count", I64),
+    ]
+)
+
+OCR_TABLE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("source", STR),  # image | video
+        ("description", STR),
+        ("text_boxes", STR),  # JSON list of {text, score, box}
+        ("area", STR),
+        ("laterality", STR),
+        ("orientation", STR),
+        ("clock_pos", STR),
+        ("nipple_dist_cm", F64),
+        ("ocr_engine", STR),
+        ("ocr_device", STR),
+        ("ocr_ms", F64),
+        ("status", STR),
+        ("error", STR),
+    ]
+)
+
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "dicom_catalog": DICOM_CATALOG,
+    "image_table": IMAGE_TABLE,
+    "video_table": VIDEO_TABLE,
+    "case_table": CASE_TABLE,
+    "case_study_table": CASE_STUDY_TABLE,
+    "breast_table": BREAST_TABLE,
+    "ocr_table": OCR_TABLE,
+}
+
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "dicom_catalog": "One row per zip member (quarantined ones included).",
+    "image_table": "One row per still image (SOP instance) with its PNG file.",
+    "video_table": "One row per cine clip with the folder of its saved frames.",
+    "case_table": "The case CSV as delivered, validated and typed, one row per biopsy.",
+    "case_study_table": "One row per (patient, accession) with study fields and trust score.",
+    "breast_table": "Two rows (LEFT, RIGHT) per (patient, accession) with biopsy outcomes.",
+    "ocr_table": "Burned-in annotation text of each image / clip, parsed into fields.",
+}
+
+
+def render_markdown() -> str:
+    """docs/tables.md: regenerate with `python -m casbusi_assets.storage.schemas > docs/tables.md`."""
+    out = ["# Tables", "", "Generated from `casbusi_assets/storage/schemas.py`; every table is a "
+           "DuckDB view named as below over `<home>/warehouse/<table>/batch_id=*/data.parquet`.", ""]
+    for name, schema in TABLE_SCHEMAS.items():
+        out += [f"## `{name}`", "", TABLE_DESCRIPTIONS[name], "", "| column | type |", "|---|---|"]
+        out += [f"| `{f.name}` | {f.type} |" for f in schema]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -1,0 +1,280 @@
+"""Reading the annotation off a screen capture: region handling, chrome / caliper / glyph drops,
+line ordering, and end to end with RapidOCR on rendered captures."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from casbusi_assets.ocr.engines import RapidOcrEngine, TextBox
+from casbusi_assets.ocr.parsing import ParsedAnnotation
+from casbusi_assets.ocr.reading import _dedupe, _top_hat, estimate_field, read_annotation
+from casbusi_assets_tests.ocr.test_engines import shared_rapidocr
+
+FIELD = (100, 70, 539, 409)  # x0, y0, x1, y1 inclusive, like SequenceOfUltrasoundRegions
+
+
+class FakeEngine:
+    """Returns fixed boxes (in the coordinates of the image it is given) and records calls."""
+
+    name = "fake"
+    device = "cpu"
+
+    def __init__(self, boxes: list[TextBox]) -> None:
+        self.boxes = boxes
+        self.shapes: list[tuple[int, ...]] = []
+
+    def read(self, image: np.ndarray) -> list[TextBox]:
+        self.shapes.append(image.shape)
+        return list(self.boxes)
+
+
+def screen(
+    label: list[str],
+    *,
+    where: str = "bottom",
+    header: str = "MCR RAD  MAYO BREAST CLINIC  05/14/2023 10:15:30  MI 1.1  TIS 0.4",
+    calipers: bool = False,
+    legend: str | None = None,
+) -> np.ndarray:
+    """A 640x480 grey capture: header chrome, a speckled field (FIELD), the label in it."""
+    rng = np.random.default_rng(3)
+    img = np.zeros((480, 640), np.uint8)
+    cv2.putText(img, header, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 210, 1, cv2.LINE_AA)
+    cv2.putText(img, "L12-5 / BREAST", (8, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 210, 1, cv2.LINE_AA)
+    x0, y0, x1, y1 = FIELD
+    img[y0 : y1 + 1, x0 : x1 + 1] = rng.gamma(2.0, 22, (y1 - y0 + 1, x1 - x0 + 1)).clip(0, 255)
+    for k in range(1, 4):  # depth ruler digits right of the field
+        cv2.putText(img, str(k), (x1 + 12, y0 + 100 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 200, 1)
+    ty = y1 - 34 * len(label) + 14 if where == "bottom" else y0 + 30
+    if where == "below":
+        ty = y1 + 40
+    for line in label:
+        cv2.putText(img, line, (x0 + 16, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 250, 2, cv2.LINE_AA)
+        ty += 32
+    if calipers:
+        cv2.putText(img, "+", (250, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 255, 2)
+        cv2.putText(img, "x", (380, 260), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 255, 2)
+    if legend:
+        cv2.putText(img, legend, (x1 - 150, y0 + 24), cv2.FONT_HERSHEY_SIMPLEX, 0.55, 240, 1)
+    return img
+
+
+# --------------------------------------------------------------------------------------------
+# filtering and ordering, with a fake engine (deterministic)
+
+
+def test_boxes_are_filtered_with_reasons_and_ordered_into_lines() -> None:
+    boxes = [
+        TextBox("RADIAL", 0.99, (20, 60, 90, 80)),
+        TextBox("2:00 3CM FN", 0.97, (130, 30, 250, 52)),
+        TextBox("LT BREAST", 0.98, (20, 31, 120, 51)),
+        TextBox("D1 1.23 cm", 0.99, (300, 5, 380, 20)),  # measurement legend
+        TextBox("+", 0.9, (200, 120, 214, 134)),  # caliper
+        TextBox("X", 0.8, (240, 140, 254, 154)),  # caliper
+        TextBox("\u5473", 0.7, (10, 150, 24, 164)),  # CJK glyph on a colour bar
+        TextBox("TRANS", 0.3, (300, 150, 360, 170)),  # too unsure
+        TextBox("3", 0.99, (420, 100, 430, 112)),  # ruler digit, alone
+    ]
+    engine = FakeEngine(boxes)
+    img = np.zeros((300, 500), np.uint8)
+    r = read_annotation(img, engine, region=None, estimate_region=False)
+
+    assert r.description == "LT BREAST 2:00 3CM FN RADIAL"
+    assert r.lines == ["LT BREAST 2:00 3CM FN", "RADIAL"]
+    assert [b.text for b in r.text_boxes] == ["LT BREAST", "2:00 3CM FN", "RADIAL"]
+    assert r.parsed == ParsedAnnotation("breast", "left", "radial", "2:00", 3.0)
+    reasons = {b.text: b.drop_reason for b in r.all_boxes}
+    assert reasons == {
+        "RADIAL": None,
+        "2:00 3CM FN": None,
+        "LT BREAST": None,
+        "D1 1.23 cm": "chrome",
+        "+": "caliper_mark",
+        "X": "caliper_mark",
+        "\u5473": "non_ascii",
+        "TRANS": "low_score",
+        "3": "single_glyph",
+    }
+    assert r.ocr_ms >= 0
+    kept = json.loads(r.text_boxes_json())
+    assert [k["text"] for k in kept] == ["LT BREAST", "2:00 3CM FN", "RADIAL"]
+    assert len(json.loads(r.text_boxes_json(include_dropped=True))) == len(boxes)
+
+
+def test_min_score_is_configurable() -> None:
+    engine = FakeEngine([TextBox("TRANS", 0.3, (300, 150, 360, 170))])
+    img = np.zeros((300, 500), np.uint8)
+    assert read_annotation(img, engine, estimate_region=False).parsed.orientation == "unknown"
+    low = read_annotation(img, engine, estimate_region=False, min_score=0.2)
+    assert low.parsed.orientation == "trans"
+
+
+def test_a_lone_letter_beside_the_label_is_kept_a_stray_one_is_not() -> None:
+    engine = FakeEngine(
+        [
+            TextBox("L", 0.95, (20, 30, 32, 50)),
+            TextBox("BREAST 5:30", 0.98, (40, 30, 160, 50)),
+            TextBox("R", 0.99, (400, 200, 412, 216)),  # an orientation marker far away
+        ]
+    )
+    r = read_annotation(np.zeros((300, 500), np.uint8), engine, estimate_region=False)
+    assert r.description == "L BREAST 5:30"
+    assert r.parsed.laterality == "left"
+    assert {b.text: b.drop_reason for b in r.all_boxes}["R"] == "single_glyph"
+
+
+def test_mixed_ascii_and_cjk_keeps_the_ascii() -> None:
+    engine = FakeEngine([TextBox("RT BREAST \u5473 10:00", 0.9, (20, 30, 200, 50))])
+    r = read_annotation(np.zeros((300, 500), np.uint8), engine, estimate_region=False)
+    assert r.description == "RT BREAST 10:00"
+
+
+def test_only_the_field_is_given_to_the_engine_and_boxes_come_back_in_image_coords() -> None:
+    engine = FakeEngine([TextBox("LT BREAST", 0.98, (10, 300, 110, 320))])
+    img = screen([], where="bottom")  # nothing below the field: the band is not read
+    r = read_annotation(img, engine, region=FIELD)
+    x0, y0, x1, y1 = r.read_box or (0, 0, 0, 0)
+    assert (x0, y0) == (FIELD[0] - 6, FIELD[1] - 6)  # padded field, header band excluded
+    assert y1 == FIELD[3] + 1 + 6 and x1 == FIELD[2] + 1 + 6
+    assert engine.shapes == [(y1 - y0, x1 - x0)]
+    assert r.text_boxes[0].box == (10 + x0, 300 + y0, 110 + x0, 320 + y0)
+
+
+def test_the_band_below_the_field_is_read_when_it_holds_text() -> None:
+    engine = FakeEngine([])
+    img = screen(["LYMPH NODE"], where="below")
+    r = read_annotation(img, engine, region=FIELD)
+    assert r.read_box is not None and r.read_box[3] == img.shape[0]
+
+
+def test_estimate_field_finds_the_speckle_not_the_header() -> None:
+    box = estimate_field(screen(["LT BREAST"]))
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert abs(x0 - FIELD[0]) <= 2 and abs(y0 - FIELD[1]) <= 2
+    assert abs(x1 - FIELD[2]) <= 2 and abs(y1 - FIELD[3]) <= 2
+    assert estimate_field(np.zeros((100, 100), np.uint8)) is None
+
+
+def test_rgb_and_single_channel_inputs_are_accepted() -> None:
+    engine = FakeEngine([TextBox("RT AXILLA", 0.9, (5, 5, 90, 20))])
+    grey = np.zeros((100, 200), np.uint8)
+    for img in (grey, grey[:, :, None], np.repeat(grey[:, :, None], 3, axis=2)):
+        assert read_annotation(img, engine, estimate_region=False).parsed.area == "axilla"
+    with pytest.raises(ValueError, match="expected an H x W"):
+        read_annotation(np.zeros((4, 4, 4, 4), np.uint8), engine)
+
+
+# --------------------------------------------------------------------------------------------
+# end to end with RapidOCR
+
+
+@pytest.fixture(scope="module")
+def rapid() -> RapidOcrEngine:
+    return shared_rapidocr()
+
+
+def test_end_to_end_label_with_chrome_calipers_and_legend(rapid: RapidOcrEngine) -> None:
+    img = screen(["LT BREAST 2:00 3CM FN", "RADIAL"], calipers=True, legend="D1 1.23 cm")
+    r = read_annotation(img, rapid, region=FIELD)
+    assert r.description == "LT BREAST 2:00 3CM FN RADIAL"
+    assert r.parsed == ParsedAnnotation("breast", "left", "radial", "2:00", 3.0)
+    dropped = {b.text.upper(): b.drop_reason for b in r.all_boxes if b.drop_reason}
+    assert dropped.get("D1 1.23 CM") == "chrome"
+    # whatever the engine made of the caliper glyphs, none reached the description
+    assert all(b.text not in ("+", "x", "X") for b in r.text_boxes)
+    # the header (MCR RAD, MAYO BREAST CLINIC, L12-5 / BREAST) was never read
+    assert all(b.box[1] >= FIELD[1] - 6 for b in r.all_boxes)
+
+
+def test_end_to_end_without_region_skips_the_header(rapid: RapidOcrEngine) -> None:
+    img = screen(["RT AXILLA", "TRANS"], where="top")
+    r = read_annotation(img, rapid, region=None)
+    assert r.description == "RT AXILLA TRANS"
+    assert r.parsed == ParsedAnnotation("axilla", "right", "trans", None, None)
+
+
+def test_end_to_end_capture_without_annotation_gives_no_fields(rapid: RapidOcrEngine) -> None:
+    r = read_annotation(screen([], legend="D1 0.85 cm"), rapid, region=FIELD)
+    assert r.parsed == ParsedAnnotation()
+    assert r.description == ""
+
+
+class StripOnlyEngine(FakeEngine):
+    """Finds the label only when shown a short strip, like the detector on a bright band."""
+
+    def read(self, image: np.ndarray) -> list[TextBox]:
+        self.shapes.append(image.shape)
+        if image.shape[0] > 150:
+            return [TextBox("RADIAL", 0.99, (10, 250, 80, 270))] if len(self.shapes) == 1 else []
+        return [TextBox("LT BREAST 2:00", 0.95, (10, 8, 160, 28))]
+
+
+def test_top_strip_second_pass_only_when_the_side_is_missing() -> None:
+    img = screen([])
+    engine = StripOnlyEngine([])
+    r = read_annotation(img, engine, region=FIELD)
+    assert r.description == "LT BREAST 2:00 RADIAL"
+    assert r.parsed == ParsedAnnotation("breast", "left", "radial", "2:00", None)
+    assert len(engine.shapes) >= 2 and all(s[0] <= 96 for s in engine.shapes[1:])
+    assert [b.text for b in r.text_boxes].count("LT BREAST 2:00") == 1
+
+    off = StripOnlyEngine([])
+    assert read_annotation(img, off, region=FIELD, top_pass=False).description == "RADIAL"
+    assert len(off.shapes) == 1
+
+    found = FakeEngine([TextBox("RT BREAST", 0.9, (10, 200, 100, 220))])
+    read_annotation(img, found, region=FIELD)
+    assert len(found.shapes) == 1  # the side was read: no second pass
+
+
+def test_overlapping_tiles_keep_each_line_once() -> None:
+    whole = TextBox("LT BREAST 2:00", 0.95, (10, 40, 160, 60))
+    cut = TextBox("LT BREAST", 0.9, (10, 44, 110, 60))  # the same line, clipped by a tile edge
+    other = TextBox("RADIAL", 0.99, (10, 70, 80, 90))
+    assert _dedupe([cut, whole, other]) == [whole, other]
+
+
+def test_top_hat_darkens_a_bright_band_and_keeps_thin_strokes() -> None:
+    rng = np.random.default_rng(5)
+    band = (200 + rng.normal(0, 6, (60, 300))).clip(0, 255).astype(np.uint8)
+    cv2.putText(band, "LT BREAST", (10, 35), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+    ink = band == 255
+    hat = _top_hat(band, 600)
+    # the band goes dark while the strokes stay bright: the difference grows and the ratio of
+    # stroke to background (what the detector's normalisation sees) goes from ~1.3 to > 4
+    before = float(band[ink].mean() - np.median(band[~ink]))
+    after = float(hat[ink].mean() - np.median(hat[~ink]))
+    assert np.median(hat[~ink]) < 30
+    assert after > before
+    assert hat[ink].mean() > 4 * max(1.0, float(np.median(hat[~ink])))
+
+
+class TopHatOnlyEngine(FakeEngine):
+    """Finds the label only once the bright band under it is removed (a dark tile)."""
+
+    def read(self, image: np.ndarray) -> list[TextBox]:
+        self.shapes.append(image.shape)
+        if image.shape[0] <= 150 and float(np.median(image)) < 30:
+            return [TextBox("LT BREAST TRANS", 0.9, (10, 8, 160, 28))]
+        return []
+
+
+def test_top_hat_strip_pass_is_the_last_resort() -> None:
+    img = screen([])
+    x0, y0, x1, _ = FIELD
+    img[y0 : y0 + 60, x0 : x1 + 1] = 200  # the bright near-field band
+    engine = TopHatOnlyEngine([])
+    r = read_annotation(img, engine, region=FIELD)
+    assert r.parsed == ParsedAnnotation("breast", "left", "trans", None, None)
+    # whole read, then gamma tiles, then top-hat tiles: every tile is a short strip
+    assert len(engine.shapes) >= 3 and all(s[0] <= 96 for s in engine.shapes[1:])
+
+    found = StripOnlyEngine([])
+    read_annotation(img, found, region=FIELD)
+    calls = len(found.shapes)
+    assert found.shapes[-1][0] <= 96 and calls <= 1 + 2 * 3  # stopped after the gamma tiles

@@ -1,0 +1,77 @@
+import duckdb
+import pandas as pd
+import pytest
+
+from casbusi_assets.storage import warehouse
+from casbusi_assets.storage.schemas import BREAST_TABLE
+
+
+def _breasts(batch: str, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "batch_id": [batch] * n,
+            "patient_id": [f"{i:08d}" for i in range(n)],
+            "accession_number": ["A1"] * n,
+            "breast": ["LEFT"] * n,
+            "has_malignant": [True] * n,
+            "lesion_count": list(range(n)),
+        }
+    )
+
+
+def test_rewriting_a_batch_replaces_its_rows_only(tmp_path):
+    wh, cat = tmp_path / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 3))
+    warehouse.write_batch(wh, "breast_table", "b2", _breasts("b2", 2))
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 4))
+    df = warehouse.query(cat, wh, "SELECT batch_id, count(*) n FROM breast_table GROUP BY 1 ORDER BY 1")
+    assert df.to_dict("records") == [{"batch_id": "b1", "n": 4}, {"batch_id": "b2", "n": 2}]
+
+
+def test_empty_frame_writes_typed_file_and_view_works(tmp_path):
+    wh, cat = tmp_path / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", pd.DataFrame())
+    back = warehouse.read_batch(wh, "breast_table", "b1")
+    assert list(back.columns) == BREAST_TABLE.names and len(back) == 0
+    df = warehouse.query(cat, wh, "SELECT count(*) AS n FROM breast_table")
+    assert int(df["n"][0]) == 0
+
+
+def test_leading_zero_ids_and_null_ints_survive(tmp_path):
+    wh = tmp_path / "warehouse"
+    df = _breasts("b1", 2)
+    df["lesion_count"] = [None, 3]
+    warehouse.write_batch(wh, "breast_table", "b1", df)
+    back = warehouse.read_batch(wh, "breast_table", "b1")
+    assert back["patient_id"].tolist() == ["00000000", "00000001"]
+    assert pd.isna(back["lesion_count"][0]) and back["lesion_count"][1] == 3
+
+
+def test_undeclared_column_is_refused(tmp_path):
+    with pytest.raises(warehouse.SchemaMismatchError, match="surprise"):
+        warehouse.write_batch(tmp_path, "breast_table", "b1", _breasts("b1", 1).assign(surprise=1))
+
+
+def test_view_sees_later_batches_through_open_read_only_connection(tmp_path):
+    wh, cat = tmp_path / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 1))
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    reader = duckdb.connect(str(cat), read_only=True)
+    try:
+        warehouse.write_batch(wh, "breast_table", "b2", _breasts("b2", 5))
+        # The view exists already, so no write connection is needed while the reader holds the file.
+        assert warehouse.ensure_views(cat, wh, ["breast_table"]) == []
+        assert reader.execute("SELECT count(*) FROM breast_table").fetchone()[0] == 6
+    finally:
+        reader.close()
+
+
+def test_refresh_views_after_home_moves(tmp_path):
+    old = tmp_path / "old"
+    warehouse.write_batch(old / "warehouse", "breast_table", "b1", _breasts("b1", 2))
+    warehouse.ensure_views(old / "catalog.duckdb", old / "warehouse", ["breast_table"])
+    new = tmp_path / "new"
+    old.rename(new)
+    assert warehouse.refresh_views(new / "catalog.duckdb", new / "warehouse") == ["breast_table"]
+    df = warehouse.query(new / "catalog.duckdb", new / "warehouse", "SELECT count(*) n FROM breast_table")
+    assert int(df["n"][0]) == 2
