@@ -100,8 +100,10 @@ def _core(zip_path: Path, work: Path) -> dict:
     catalog = catalog_zip(zip_path, "bench", workers=2)
     with staged_batch_dir(work, "image_table", "bench") as staged:
         images = export_images(zip_path, catalog, staged, ZipLimits(), workers=2)
-    return {"seconds": time.perf_counter() - started,
-            "images": int((images["status"] == "ok").sum())}
+    return {
+        "seconds": time.perf_counter() - started,
+        "images": int((images["status"] == "ok").sum()),
+    }
 
 
 def _member_counts(zip_path: Path) -> int:
@@ -127,7 +129,11 @@ def _run_child(mode: str, zip_path: Path, work: Path) -> dict:
     env = dict(os.environ, CASBUSI_HOME=str(work))
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(zip_path), str(work)],
-        check=True, capture_output=True, text=True, env=env, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -152,9 +158,21 @@ def main() -> None:
             # The default generator mix averages ~4.9 stills per patient. Generate in a child
             # process: Linux carries a parent's peak RSS over into the children it starts.
             patients = max(1, round(args.images / 4.9))
-            subprocess.run([str(Path(sys.executable).parent / "casbusi"), "generate",
-                            str(tmp / "in"), "--batches", "1", "--patients", str(patients),
-                            "--seed", str(args.seed)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "casbusi"),
+                    "generate",
+                    str(tmp / "in"),
+                    "--batches",
+                    "1",
+                    "--patients",
+                    str(patients),
+                    "--seed",
+                    str(args.seed),
+                ],
+                check=True,
+                capture_output=True,
+            )
             zip_path = tmp / "in" / "batch_001.zip"
         mb = zip_path.stat().st_size / 1e6
         cat_counts = _member_counts(zip_path)
@@ -171,9 +189,11 @@ def main() -> None:
         print("| run | wall s | CPU s | images | images/s | zip MB/s | peak RSS MB | load |")
         print("|---|---|---|---|---|---|---|---|")
         for mode, r in rows:
-            print(f"| {mode} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['images']} | "
-                  f"{r['images'] / r['seconds']:.1f} | {mb / r['seconds']:.1f} | "
-                  f"{r['max_rss_mb']:.0f} | {r['load']:.1f} |")
+            print(
+                f"| {mode} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['images']} | "
+                f"{r['images'] / r['seconds']:.1f} | {mb / r['seconds']:.1f} | "
+                f"{r['max_rss_mb']:.0f} | {r['load']:.1f} |"
+            )
 
         def median(mode: str, key: str) -> float:
             values = sorted(r[key] for m, r in rows if m == mode)
@@ -182,8 +202,10 @@ def main() -> None:
         for key, label in (("seconds", "wall"), ("cpu_seconds", "CPU")):
             base, ours = median("baseline", key), median("casbusi", key)
             core = median("casbusi-core", key)
-            print(f"\nmedian {label} seconds: baseline {base:.1f}, casbusi {ours:.1f} "
-                  f"({base / ours:.2f}x), casbusi-core {core:.1f} ({base / core:.2f}x)")
+            print(
+                f"\nmedian {label} seconds: baseline {base:.1f}, casbusi {ours:.1f} "
+                f"({base / ours:.2f}x), casbusi-core {core:.1f} ({base / core:.2f}x)"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -44,9 +44,21 @@ def main() -> None:
     if args.zip:
         zip_path = Path(args.zip).resolve()
     else:
-        subprocess.run([str(Path(sys.executable).parent / "casbusi"), "generate", str(tmp / "in"),
-                        "--batches", "1", "--patients", str(args.patients),
-                        "--seed", str(args.seed)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "casbusi"),
+                "generate",
+                str(tmp / "in"),
+                "--batches",
+                "1",
+                "--patients",
+                str(args.patients),
+                "--seed",
+                str(args.seed),
+            ],
+            check=True,
+            capture_output=True,
+        )
         zip_path = tmp / "in" / "batch_001.zip"
 
     from casbusi_assets.runner import run_batch
@@ -66,7 +78,9 @@ def main() -> None:
         if engine == "easyocr":
             model_dir = _easyocr_model_dir()
             if model_dir is None:
-                print("| easyocr | - | - | skipped: easyocr or its weights are not installed | | | |")
+                print(
+                    "| easyocr | - | - | skipped: easyocr or its weights are not installed | | | |"
+                )
                 continue
             os.environ["CASBUSI_EASYOCR_MODEL_DIR"] = model_dir
         os.environ["CASBUSI_OCR_ENGINE"] = engine
@@ -75,9 +89,11 @@ def main() -> None:
         seconds = time.perf_counter() - started
         df = warehouse.read_batch(home.warehouse, "ocr_table", key)
         ok = df[df["status"] == "ok"]
-        print(f"| {engine} | {ok['ocr_device'].iloc[0] if len(ok) else '-'} | {len(df)} | "
-              f"{seconds:.1f} | {len(df) / seconds:.2f} | {ok['ocr_ms'].mean():.0f} | "
-              f"{os.getloadavg()[0]:.1f} |")
+        print(
+            f"| {engine} | {ok['ocr_device'].iloc[0] if len(ok) else '-'} | {len(df)} | "
+            f"{seconds:.1f} | {len(df) / seconds:.2f} | {ok['ocr_ms'].mean():.0f} | "
+            f"{os.getloadavg()[0]:.1f} |"
+        )
         del outcome
 
 

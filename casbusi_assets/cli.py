@@ -36,11 +36,14 @@ def cmd_generate(args: argparse.Namespace, home: HomeLayout) -> int:
     from casbusi_assets.synthetic import generate_batches
 
     out = Path(args.out_dir)
-    files = generate_batches(out, batches=args.batches, patients=args.patients, seed=args.seed,
-                             progress=_echo)
+    files = generate_batches(
+        out, batches=args.batches, patients=args.patients, seed=args.seed, progress=_echo
+    )
     for f in files:
-        _echo(f"{f.zip_path}  ({f.n_images} images, {f.n_videos} clips, {f.n_members} members)"
-              f"  truth: {f.truth_path}")
+        _echo(
+            f"{f.zip_path}  ({f.n_images} images, {f.n_videos} clips, {f.n_members} members)"
+            f"  truth: {f.truth_path}"
+        )
     return 0
 
 
@@ -52,8 +55,10 @@ def cmd_run_batch(args: argparse.Namespace, home: HomeLayout) -> int:
         outcome = run_batch(Path(args.zip), home, select=select, echo=_echo)
     except RunBatchError as exc:
         return _fail(str(exc))
-    _echo(f"batch {outcome.batch_id}: materialised {len(outcome.materialized)} asset(s) in "
-          f"{outcome.seconds:.1f} s (run {outcome.run_id})")
+    _echo(
+        f"batch {outcome.batch_id}: materialised {len(outcome.materialized)} asset(s) in "
+        f"{outcome.seconds:.1f} s (run {outcome.run_id})"
+    )
     return 0
 
 
@@ -71,9 +76,16 @@ def cmd_sql(args: argparse.Namespace, home: HomeLayout) -> int:
     else:
         import pandas as pd
 
-        with pd.option_context("display.max_rows", args.max_rows, "display.max_columns", None,
-                               "display.width", shutil.get_terminal_size().columns,
-                               "display.max_colwidth", 60):
+        with pd.option_context(
+            "display.max_rows",
+            args.max_rows,
+            "display.max_columns",
+            None,
+            "display.width",
+            shutil.get_terminal_size().columns,
+            "display.max_colwidth",
+            60,
+        ):
             print(df.to_string(index=False, max_rows=args.max_rows) if len(df) else "(no rows)")
             if len(df) > args.max_rows:
                 print(f"({len(df)} rows; use --csv for all)")
@@ -84,8 +96,10 @@ def cmd_delete_batch(args: argparse.Namespace, home: HomeLayout) -> int:
     from casbusi_assets.runner import delete_batch
 
     removed = delete_batch(home, args.batch)
-    _echo(f"batch {args.batch}: removed from {removed['tables']} table(s) and "
-          f"{removed['file_folders']} file folder(s); partition deleted")
+    _echo(
+        f"batch {args.batch}: removed from {removed['tables']} table(s) and "
+        f"{removed['file_folders']} file folder(s); partition deleted"
+    )
     return 0
 
 
@@ -107,8 +121,16 @@ def cmd_ui(args: argparse.Namespace, home: HomeLayout) -> int:
     ensure_dagster_home(home)
     root = Path(__file__).resolve().parent.parent
     dagster = Path(sys.executable).parent / "dagster"
-    cmd = [str(dagster) if dagster.exists() else "dagster", "dev", "-m",
-           "casbusi_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    cmd = [
+        str(dagster) if dagster.exists() else "dagster",
+        "dev",
+        "-m",
+        "casbusi_assets.definitions",
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     _echo(f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={home.dagster_home})")
     return subprocess.call(cmd, cwd=root if (root / "pyproject.toml").exists() else None)
 

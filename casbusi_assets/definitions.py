@@ -64,7 +64,6 @@ def build_resources(home: str | None = None) -> dict[str, object]:
 ASSET_MODULES = [ingest, pixels, cases, ocr]
 
 
-
 def build_definitions(home: str | None = None) -> dg.Definitions:
     """The code location's Definitions; the CLI builds one per home it runs against."""
     return dg.Definitions(

@@ -15,7 +15,8 @@ def _table_counts(home: HomeLayout) -> str:
     lines = []
     for table in tables:
         df = warehouse.query(
-            home.catalog, home.warehouse,
+            home.catalog,
+            home.warehouse,
             f"SELECT batch_id, count(*) AS n FROM {table} GROUP BY batch_id ORDER BY batch_id",
         )
         per_batch = ", ".join(f"{r.batch_id}: {r.n}" for r in df.itertuples())
@@ -25,7 +26,8 @@ def _table_counts(home: HomeLayout) -> str:
 
 def _quarantine(home: HomeLayout) -> str:
     df = warehouse.query(
-        home.catalog, home.warehouse,
+        home.catalog,
+        home.warehouse,
         "SELECT batch_id, member_path, error_code, error FROM dicom_catalog "
         "WHERE status = 'quarantined' ORDER BY batch_id, member_path",
     )
@@ -38,15 +40,21 @@ def _quarantine(home: HomeLayout) -> str:
 
 def _kinds(home: HomeLayout) -> str:
     df = warehouse.query(
-        home.catalog, home.warehouse,
+        home.catalog,
+        home.warehouse,
         "SELECT kind, count(*) AS n FROM dicom_catalog WHERE status = 'ok' "
         "GROUP BY kind ORDER BY kind",
     )
     return ", ".join(f"{r.kind}: {r.n}" for r in df.itertuples())
 
 
-def run_demo(home: HomeLayout, batches: int = 2, patients: int = 8, seed: int = 7,
-             echo: Callable[[str], None] = print) -> int:
+def run_demo(
+    home: HomeLayout,
+    batches: int = 2,
+    patients: int = 8,
+    seed: int = 7,
+    echo: Callable[[str], None] = print,
+) -> int:
     from casbusi_assets.runner import RunBatchError, run_batch
     from casbusi_assets.synthetic import generate_batches
 
@@ -60,7 +68,9 @@ def run_demo(home: HomeLayout, batches: int = 2, patients: int = 8, seed: int = 
         except RunBatchError as exc:
             echo(f"casbusi demo: {exc}")
             return 1
-        echo(f"   {outcome.batch_id}: {len(outcome.materialized)} assets in {outcome.seconds:.1f} s")
+        echo(
+            f"   {outcome.batch_id}: {len(outcome.materialized)} assets in {outcome.seconds:.1f} s"
+        )
 
     echo("\n== report")
     echo(f"home: {home.root}")

@@ -41,8 +41,10 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
         if event.is_step_failure and event.step_failure_data is not None:
             err = event.step_failure_data.error
             user = event.step_failure_data.user_failure_data
-            message = user.description if user and user.description else (
-                err.cause.message if err and err.cause else (err.message if err else "")
+            message = (
+                user.description
+                if user and user.description
+                else (err.cause.message if err and err.cause else (err.message if err else ""))
             )
             return f"{event.step_key} failed: {message.strip().splitlines()[0] if message else ''}"
     return "the run did not succeed (see the Dagster event log)"
@@ -96,8 +98,11 @@ def run_batch(
         if not result.success:
             raise RunBatchError(f"batch {key}: {_failure_reason(result)} (run {result.run_id})")
         done = sorted(
-            {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
-             if e.asset_key}
+            {
+                e.asset_key.to_user_string()
+                for e in result.get_asset_materialization_events()
+                if e.asset_key
+            }
         )
         return BatchRunOutcome(key, result.run_id, seconds, done)
 

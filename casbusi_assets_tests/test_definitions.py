@@ -31,7 +31,10 @@ def test_asset_graph_keys_groups_and_partitions():
         assert node.description, f"{name} needs a docstring: it is the UI description"
     # Lineage: OCR reads images and clips; the catalog hangs off the delivered zip.
     assert graph.get(dg.AssetKey("ocr_table")).parent_keys == {
-        dg.AssetKey("image_table"), dg.AssetKey("video_table"), dg.AssetKey("dicom_catalog")}
+        dg.AssetKey("image_table"),
+        dg.AssetKey("video_table"),
+        dg.AssetKey("dicom_catalog"),
+    }
     assert dg.AssetKey("inbox_zip") in graph.get(dg.AssetKey("dicom_catalog")).parent_keys
 
 
@@ -62,8 +65,12 @@ def test_device_resource_resolves_on_this_machine():
 def test_batch_assets_carry_their_checks():
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert checks == {("image_table", "every_image_decoded"),
-                      ("ocr_table", "one_row_per_image_and_clip")}
+    assert checks == {
+        ("image_table", "every_image_decoded"),
+        ("ocr_table", "one_row_per_image_and_clip"),
+    }
     job = defs.resolve_job_def("batch_job")
     assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == {
-        "every_image_decoded", "one_row_per_image_and_clip"}
+        "every_image_decoded",
+        "one_row_per_image_and_clip",
+    }

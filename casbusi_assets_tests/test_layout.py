@@ -52,7 +52,8 @@ def test_stage_packages_exist() -> None:
 
 def test_domain_modules_do_not_import_dagster_in_their_source() -> None:
     offenders = [
-        m for m in domain_modules()
+        m
+        for m in domain_modules()
         if _imports_dagster(PACKAGE_DIR.joinpath(*m.split(".")[1:]).with_suffix(".py"))
     ]
     assert domain_modules(), "no domain modules found"

@@ -14,8 +14,10 @@ from .conftest import with_identifiers, write_zip
 
 
 def _outputs(home):
-    return sorted(p.relative_to(home.root).as_posix()
-                  for p in [*home.warehouse.rglob("*.parquet"), *home.files.rglob("*.png")])
+    return sorted(
+        p.relative_to(home.root).as_posix()
+        for p in [*home.warehouse.rglob("*.parquet"), *home.files.rglob("*.png")]
+    )
 
 
 def test_corrupt_zip_fails_with_a_clear_message_and_no_outputs(home, tmp_path):
@@ -27,9 +29,12 @@ def test_corrupt_zip_fails_with_a_clear_message_and_no_outputs(home, tmp_path):
 
 
 def test_truncated_zip_fails_cleanly_from_the_cli(home, tmp_path, capsys):
-    good = write_zip(tmp_path / "whole.zip", {
-        "a/1": with_identifiers("US1_UNCR.dcm", "00000001", "A1"),
-    })
+    good = write_zip(
+        tmp_path / "whole.zip",
+        {
+            "a/1": with_identifiers("US1_UNCR.dcm", "00000001", "A1"),
+        },
+    )
     cut = tmp_path / "cut.zip"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     code = main(["--home", str(home.root), "run-batch", str(cut)])
@@ -88,8 +93,9 @@ def test_delete_batch_removes_rows_files_and_partition(home, tmp_path):
     for z in (keep, gone):
         run_batch(z, home, select=["dicom_catalog", "image_table"], echo=lambda m: None)
     assert main(["--home", str(home.root), "delete-batch", "gone"]) == 0
-    df = warehouse.query(home.catalog, home.warehouse,
-                         "SELECT DISTINCT batch_id FROM image_table ORDER BY 1")
+    df = warehouse.query(
+        home.catalog, home.warehouse, "SELECT DISTINCT batch_id FROM image_table ORDER BY 1"
+    )
     assert df["batch_id"].tolist() == ["keep"]
     assert not (home.files / "image_table" / "gone").exists()
     assert (home.files / "image_table" / "keep").is_dir()
@@ -99,6 +105,7 @@ def test_delete_batch_removes_rows_files_and_partition(home, tmp_path):
     # Deleting the last batch drops the views too, so the catalog still answers queries.
     delete_batch(home, "keep")
     assert warehouse.tables_present(home.warehouse) == []
-    views = warehouse.query(home.catalog, home.warehouse,
-                            "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal")
+    views = warehouse.query(
+        home.catalog, home.warehouse, "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal"
+    )
     assert int(views["n"][0]) == 0

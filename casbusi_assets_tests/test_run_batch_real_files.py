@@ -61,11 +61,17 @@ def test_stills_decode_to_png_with_the_right_geometry(ingested):
         assert png is not None and png.shape[:2] == (row.rows, row.columns)
         assert (png.ndim == 3) == (row.stored_as == "rgb")
         assert Path(row.image_path).parent == home.files / "image_table" / "real_us"
-    by_name = {Path(p).name: r for p, r in zip(images["member_path"], images.itertuples(),
-                                                 strict=True)}
+    by_name = {
+        Path(p).name: r for p, r in zip(images["member_path"], images.itertuples(), strict=True)
+    }
     # JPEG 2000, JPEG lossless, RLE (first member path of its SOP instance) and 16-bit palette.
-    assert set(by_name) == {"us1_j2kr", "us1_uncr", "obxxxx1a_rle", "gdcm-us-aloka-16",
-                            "jpglosslessp14sv1_1s_1f_8b"}
+    assert set(by_name) == {
+        "us1_j2kr",
+        "us1_uncr",
+        "obxxxx1a_rle",
+        "gdcm-us-aloka-16",
+        "jpglosslessp14sv1_1s_1f_8b",
+    }
     assert (by_name["us1_j2kr"].rows, by_name["us1_j2kr"].columns) == (480, 640)
     # The ALOKA dual-view capture declares several ultrasound regions; the first box is kept.
     aloka = by_name["gdcm-us-aloka-16"]
@@ -92,6 +98,9 @@ def test_rerun_replaces_rows_and_files_exactly(ingested):
     after = _table(home, "image_table").sort_values("sop_instance_uid").reset_index(drop=True)
     assert after.drop(columns=[]).equals(before)
     assert sorted((home.files / "image_table" / "real_us").iterdir()) == files_before
-    counts = warehouse.query(home.catalog, home.warehouse,
-                             "SELECT count(*) AS n FROM image_table WHERE batch_id = 'real_us'")
+    counts = warehouse.query(
+        home.catalog,
+        home.warehouse,
+        "SELECT count(*) AS n FROM image_table WHERE batch_id = 'real_us'",
+    )
     assert int(counts["n"][0]) == len(before)

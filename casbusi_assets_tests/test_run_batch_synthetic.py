@@ -36,11 +36,19 @@ def test_catalog_has_every_member_with_the_expected_status_and_reason(batch):
         assert cat.loc[path, "error_code"] == row["quarantine_code"], path
         assert cat.loc[path, "error"], path
     ok = t[t["expected_status"] == "ok"]
-    for got, want in (("kind", "member_kind"), ("sop_instance_uid", "sop_instance_uid"),
-                      ("patient_id", "patient_id"), ("accession_number", "accession_number"),
-                      ("transfer_syntax_uid", "transfer_syntax_uid")):
+    for got, want in (
+        ("kind", "member_kind"),
+        ("sop_instance_uid", "sop_instance_uid"),
+        ("patient_id", "patient_id"),
+        ("accession_number", "accession_number"),
+        ("transfer_syntax_uid", "transfer_syntax_uid"),
+    ):
         mismatch = cat.loc[ok.index, got].fillna("-") != ok[want].fillna("-")
-        assert not mismatch.any(), (got, cat.loc[ok.index, got][mismatch].head(3).tolist(), ok[want][mismatch].head(3).tolist())
+        assert not mismatch.any(), (
+            got,
+            cat.loc[ok.index, got][mismatch].head(3).tolist(),
+            ok[want][mismatch].head(3).tolist(),
+        )
 
 
 def test_images_match_truth_geometry_doppler_and_regions(batch):
@@ -50,8 +58,15 @@ def test_images_match_truth_geometry_doppler_and_regions(batch):
     expected = stills.drop_duplicates("sop_instance_uid").set_index("sop_instance_uid")
     assert sorted(images.index) == sorted(expected.index)
     assert (images["status"] == "ok").all()
-    for col in ("rows", "columns", "region_count", "region_x0", "region_y0", "region_x1",
-                "region_y1"):
+    for col in (
+        "rows",
+        "columns",
+        "region_count",
+        "region_x0",
+        "region_y0",
+        "region_x1",
+        "region_y1",
+    ):
         assert (images[col].astype(int) == expected.loc[images.index, col].astype(int)).all(), col
     assert (images["is_doppler"] == expected.loc[images.index, "is_doppler"]).all()
     assert images["is_doppler"].any() and not images["is_doppler"].all()
@@ -103,8 +118,9 @@ def test_ocr_reads_the_burned_in_laterality_and_orientation(batch):
     assert set(ocr["source"]) == {"image", "video"}
     assert (ocr["status"] == "ok").all()
     t = truth.drop_duplicates("sop_instance_uid").set_index("sop_instance_uid")
-    merged = ocr.join(t[["laterality", "orientation", "area"]], on="sop_instance_uid",
-                      rsuffix="_truth")
+    merged = ocr.join(
+        t[["laterality", "orientation", "area"]], on="sop_instance_uid", rsuffix="_truth"
+    )
     for field in ("laterality", "orientation", "area"):
         accuracy = (merged[field] == merged[f"{field}_truth"]).mean()
         assert accuracy >= 0.9, (field, accuracy)

@@ -1,6 +1,5 @@
 """Stage 2c: the case table (total_cases_anon.csv) and its per-study and per-breast rollups."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -50,8 +49,10 @@ def case_table(
             raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
         source = f"zip:{case_csv_source.member_name}"
         if data is None:
-            context.log.warning(f"{zip_path.name} holds no {case_csv_source.member_name}; "
-                                "the case tables of this batch are empty")
+            context.log.warning(
+                f"{zip_path.name} holds no {case_csv_source.member_name}; "
+                "the case tables of this batch are empty"
+            )
             context.add_output_metadata({"source": "none", "biopsy_rows": 0})
             return pd.DataFrame()  # the IO manager writes it as a typed, empty table
     try:
@@ -88,8 +89,16 @@ def case_study_table(
             "studies_without_images": int((df["image_count"] == 0).sum()) if len(df) else 0,
             "accessions_without_case_row": len(orphans),
             "preview": markdown_table(
-                df, ["patient_id", "accession_number", "birads", "study_laterality",
-                     "image_count", "trustworthiness", "trust_reason"]
+                df,
+                [
+                    "patient_id",
+                    "accession_number",
+                    "birads",
+                    "study_laterality",
+                    "image_count",
+                    "trustworthiness",
+                    "trust_reason",
+                ],
             ),
         }
     )

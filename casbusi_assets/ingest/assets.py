@@ -1,6 +1,5 @@
 """Stage 1: the batch zip and its catalog of members."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -41,7 +40,10 @@ def dicom_catalog(
         zip_path = find_zip(home, batch_id)
         context.log.info(f"cataloguing {zip_path}")
         df = catalog_zip(
-            zip_path, batch_id, ingest_settings.limits(), workers=ingest_settings.workers,
+            zip_path,
+            batch_id,
+            ingest_settings.limits(),
+            workers=ingest_settings.workers,
             progress=Progress(context.log.info, "dicom_catalog").update,
             case_csv_name=case_csv_source.member_name,
         )
@@ -50,8 +52,9 @@ def dicom_catalog(
         raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
     quarantined = df[df["status"] == "quarantined"]
     if len(quarantined):
-        context.log.warning(f"{len(quarantined)} member(s) quarantined: "
-                            f"{counts(quarantined['error_code'])}")
+        context.log.warning(
+            f"{len(quarantined)} member(s) quarantined: {counts(quarantined['error_code'])}"
+        )
     context.add_output_metadata(
         {
             "zip": dg.MetadataValue.path(str(zip_path)),
@@ -64,4 +67,3 @@ def dicom_catalog(
         }
     )
     return df
-

@@ -515,8 +515,14 @@ def is_case_csv(member_path: str, name: str) -> bool:
 
 def case_csv_row(member_path: str, data: bytes) -> dict[str, Any]:
     row = empty_row(member_path)
-    row.update(kind="case_csv", file_size=len(data), file_sha256=hashlib.sha256(data).hexdigest(),
-               status="ok", error_code=None, error=None)
+    row.update(
+        kind="case_csv",
+        file_size=len(data),
+        file_sha256=hashlib.sha256(data).hexdigest(),
+        status="ok",
+        error_code=None,
+        error=None,
+    )
     return row
 
 

@@ -3,7 +3,6 @@
 It only lists the inbox folder: no hashing or unzipping (sensor ticks time out after 60 s).
 """
 
-
 import json
 
 import dagster as dg

@@ -36,7 +36,9 @@ def batch_key_for(zip_path: str | Path) -> str:
     key = _UNSAFE.sub("_", stem.strip().lower()).strip("._-")
     key = re.sub(r"\.{2,}", ".", key)[:MAX_KEY_LENGTH].strip("._-")
     if not key:
-        raise BatchSourceError(f"cannot derive a batch key from the file name {Path(zip_path).name!r}")
+        raise BatchSourceError(
+            f"cannot derive a batch key from the file name {Path(zip_path).name!r}"
+        )
     return key
 
 
@@ -99,8 +101,9 @@ class InboxScan:
     conflicts: list[str] = field(default_factory=list)  # names that map to one batch key
 
 
-def scan_inbox(inbox: Path, state: dict | None, settle_seconds: float,
-               now: float | None = None) -> InboxScan:
+def scan_inbox(
+    inbox: Path, state: dict | None, settle_seconds: float, now: float | None = None
+) -> InboxScan:
     """Decide which zips in the inbox are complete and not yet ingested in this version.
 
     A zip is complete when its size and mtime are unchanged since the previous scan, or when it

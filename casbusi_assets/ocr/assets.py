@@ -15,8 +15,13 @@ from casbusi_assets.shared.resources import DeviceResource
 # One inference step at a time per machine: the engine already uses every core (or the GPU).
 @dg.asset(
     **batch_table("ocr", {"onnx", "parquet"}, pool="inference"),
-    check_specs=[dg.AssetCheckSpec("one_row_per_image_and_clip", asset="ocr_table",
-                                   description="Every exported image and clip was read.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "one_row_per_image_and_clip",
+            asset="ocr_table",
+            description="Every exported image and clip was read.",
+        )
+    ],
 )
 def ocr_table(
     context: dg.AssetExecutionContext,
@@ -35,8 +40,9 @@ def ocr_table(
     engine = ocr_engine.create(resolved)
     ok_catalog = dicom_catalog[dicom_catalog["status"] == "ok"]
     regions = dict(zip(ok_catalog["sop_instance_uid"], ok_catalog["us_regions"], strict=True))
-    df = read_batch_annotations(image_table, video_table, engine, regions,
-                                ocr_engine.min_score, report=context.log.info)
+    df = read_batch_annotations(
+        image_table, video_table, engine, regions, ocr_engine.min_score, report=context.log.info
+    )
     ok = df[df["status"] == "ok"] if len(df) else df
     yield dg.Output(
         df,
@@ -51,8 +57,9 @@ def ocr_table(
             "device": resolved,
             "mean_ocr_ms": round(float(ok["ocr_ms"].mean()), 1) if len(ok) else 0.0,
             "sample": markdown_table(
-                ok, ["description", "area", "laterality", "orientation", "clock_pos",
-                     "nipple_dist_cm"], limit=12
+                ok,
+                ["description", "area", "laterality", "orientation", "clock_pos", "nipple_dist_cm"],
+                limit=12,
             ),
         },
     )

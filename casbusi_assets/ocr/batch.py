@@ -22,8 +22,12 @@ from casbusi_assets.shared.parallel import Progress
 FIELDS = ("area", "laterality", "orientation", "clock_pos", "nipple_dist_cm")
 
 
-_REGION_TAGS = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1",
-                "RegionLocationMaxY1")
+_REGION_TAGS = (
+    "RegionLocationMinX0",
+    "RegionLocationMinY0",
+    "RegionLocationMaxX1",
+    "RegionLocationMaxY1",
+)
 
 
 def region_union(us_regions_json: str | None) -> tuple[int, int, int, int] | None:
@@ -43,8 +47,12 @@ def region_union(us_regions_json: str | None) -> tuple[int, int, int, int] | Non
             boxes.append([int(v) for v in values])
     if not boxes:
         return None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def load_png(path: str | Path) -> np.ndarray:
@@ -56,7 +64,9 @@ def load_png(path: str | Path) -> np.ndarray:
     return image
 
 
-def _sources(images: pd.DataFrame, videos: pd.DataFrame) -> Iterator[tuple[str, pd.Series, str | None]]:
+def _sources(
+    images: pd.DataFrame, videos: pd.DataFrame
+) -> Iterator[tuple[str, pd.Series, str | None]]:
     for _, row in images.iterrows():
         yield "image", row, row.get("image_path") if row.get("status") == "ok" else None
     for _, row in videos.iterrows():
@@ -67,10 +77,14 @@ def _sources(images: pd.DataFrame, videos: pd.DataFrame) -> Iterator[tuple[str, 
         yield "video", row, first
 
 
-def read_batch_annotations(images: pd.DataFrame, videos: pd.DataFrame, engine: OcrEngine,
-                           regions: dict[str, str | None] | None = None,
-                           min_score: float = 0.5,
-                           report: Callable[[str], None] | None = None) -> pd.DataFrame:
+def read_batch_annotations(
+    images: pd.DataFrame,
+    videos: pd.DataFrame,
+    engine: OcrEngine,
+    regions: dict[str, str | None] | None = None,
+    min_score: float = 0.5,
+    report: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """One OCR_TABLE row per image and per clip (its first saved frame).
 
     `regions` maps SOP instance UID to the catalog's `us_regions` JSON; without an entry the
@@ -81,10 +95,16 @@ def read_batch_annotations(images: pd.DataFrame, videos: pd.DataFrame, engine: O
     progress = Progress(report, "ocr_table", total) if report else None
     rows = []
     for source, row, path in _sources(images, videos):
-        out = {"sop_instance_uid": row["sop_instance_uid"], "source": source,
-               "ocr_engine": engine.name, "ocr_device": engine.device}
+        out = {
+            "sop_instance_uid": row["sop_instance_uid"],
+            "source": source,
+            "ocr_engine": engine.name,
+            "ocr_device": engine.device,
+        }
         if path is None:
-            out.update(status="failed", error=f"no exported pixels ({row.get('error') or 'missing'})")
+            out.update(
+                status="failed", error=f"no exported pixels ({row.get('error') or 'missing'})"
+            )
         else:
             try:
                 region = region_union(regions.get(row["sop_instance_uid"]))

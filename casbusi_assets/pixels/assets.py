@@ -1,6 +1,5 @@
 """Pixels stage: still images and cine frames decoded from the zip into PNG files."""
 
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -18,8 +17,13 @@ from casbusi_assets.storage.resources import CasbusiHome
 
 @dg.asset(
     **batch_table("images", {"png", "parquet"}),
-    check_specs=[dg.AssetCheckSpec("every_image_decoded", asset="image_table",
-                                   description="Every catalogued still decoded to a PNG.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_image_decoded",
+            asset="image_table",
+            description="Every catalogued still decoded to a PNG.",
+        )
+    ],
 )
 def image_table(
     context: dg.AssetExecutionContext,
@@ -35,8 +39,14 @@ def image_table(
     batch_id = context.partition_key
     zip_path = find_zip(home, batch_id)
     with staged_batch_dir(home.files, "image_table", batch_id) as staged:
-        df = export_images(zip_path, dicom_catalog, staged, ingest_settings.limits(),
-                           workers=ingest_settings.workers, report=context.log.info)
+        df = export_images(
+            zip_path,
+            dicom_catalog,
+            staged,
+            ingest_settings.limits(),
+            workers=ingest_settings.workers,
+            report=context.log.info,
+        )
     failed = df[df["status"] == "failed"] if len(df) else df
     for row in failed.itertuples():
         context.log.warning(f"could not export {row.member_path}: {row.error}")
@@ -50,7 +60,8 @@ def image_table(
             "failed": len(failed),
             "files": dg.MetadataValue.path(str(staged.final)),
             "png_megabytes": round(float(df["png_bytes"].fillna(0).sum()) / 1e6, 2)
-            if len(df) else 0.0,
+            if len(df)
+            else 0.0,
             "preview": markdown_table(
                 df, ["sop_instance_uid", "is_doppler", "rows", "columns", "region_count", "status"]
             ),
@@ -61,8 +72,10 @@ def image_table(
         check_name="every_image_decoded",
         passed=len(failed) == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"failed": len(failed),
-                  "failures": markdown_table(failed, ["member_path", "error"])},
+        metadata={
+            "failed": len(failed),
+            "failures": markdown_table(failed, ["member_path", "error"]),
+        },
     )
 
 
@@ -82,9 +95,16 @@ def video_table(
     batch_id = context.partition_key
     zip_path = find_zip(home, batch_id)
     with staged_batch_dir(home.files, "video_table", batch_id) as staged:
-        df = export_videos(zip_path, dicom_catalog, staged, ingest_settings.limits(),
-                           video_frame_policy.policy, video_frame_policy.every_n,
-                           workers=ingest_settings.workers, report=context.log.info)
+        df = export_videos(
+            zip_path,
+            dicom_catalog,
+            staged,
+            ingest_settings.limits(),
+            video_frame_policy.policy,
+            video_frame_policy.every_n,
+            workers=ingest_settings.workers,
+            report=context.log.info,
+        )
     failed = df[df["status"] == "failed"] if len(df) else df
     for row in failed.itertuples():
         context.log.warning(f"could not export {row.member_path}: {row.error}")

@@ -67,7 +67,10 @@ def _read(job: _Job) -> bytes:
     # Each worker process keeps its own handle per zip: ZipFile objects are not shared safely.
     if job.zip_path not in _open_zips:
         zf = zip_members.open_batch_zip(job.zip_path, job.limits)
-        _open_zips[job.zip_path] = (zf, {m.path: m for m in zip_members.list_members(zf, job.limits)})
+        _open_zips[job.zip_path] = (
+            zf,
+            {m.path: m for m in zip_members.list_members(zf, job.limits)},
+        )
     zf, members = _open_zips[job.zip_path]
     return zip_members.read_member(zf, members[job.member_path], job.limits)
 
@@ -83,19 +86,39 @@ def _export_still(job: _Job) -> dict:
 def _export_video(job: _Job) -> dict:
     try:
         info = pixel_export.export_video(_read(job), Path(job.out), job.policy, job.every_n)
-        return {**info, "frames_dir": job.final, "frame_policy": job.policy,
-                "status": "ok", "error": None}
+        return {
+            **info,
+            "frames_dir": job.final,
+            "frame_policy": job.policy,
+            "status": "ok",
+            "error": None,
+        }
     except Exception as exc:
-        return {"frames_dir": None, "frame_policy": job.policy, "status": "failed",
-                "error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "frames_dir": None,
+            "frame_policy": job.policy,
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+        }
 
 
-_CARRIED = ("sop_instance_uid", "study_instance_uid", "patient_id", "accession_number",
-            "member_path", "region_count")
+_CARRIED = (
+    "sop_instance_uid",
+    "study_instance_uid",
+    "patient_id",
+    "accession_number",
+    "member_path",
+    "region_count",
+)
 
 
-def _run(instances: pd.DataFrame, jobs: list[_Job], fn: Callable[[_Job], dict], workers: int,
-         progress: Progress | None) -> pd.DataFrame:
+def _run(
+    instances: pd.DataFrame,
+    jobs: list[_Job],
+    fn: Callable[[_Job], dict],
+    workers: int,
+    progress: Progress | None,
+) -> pd.DataFrame:
     results = []
     for result in parallel_map(fn, jobs, workers=workers, chunksize=4):
         results.append(result)
@@ -110,16 +133,22 @@ def _run(instances: pd.DataFrame, jobs: list[_Job], fn: Callable[[_Job], dict], 
     return pd.DataFrame(rows)
 
 
-def export_images(zip_path: Path, catalog: pd.DataFrame, staged: StagedBatchDir,
-                  limits: ZipLimits, workers: int = 1,
-                  report: Callable[[str], None] | None = None) -> pd.DataFrame:
+def export_images(
+    zip_path: Path,
+    catalog: pd.DataFrame,
+    staged: StagedBatchDir,
+    limits: ZipLimits,
+    workers: int = 1,
+    report: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Write `<sop>.png` for every ok still image of the catalog; one row per SOP instance."""
     instances = unique_instances(catalog, "image")
     jobs = []
     for inst in instances.itertuples():
         out = staged.staging / f"{pixel_export.safe_file_stem(inst.sop_instance_uid)}.png"
-        jobs.append(_Job(str(zip_path), inst.member_path, str(out),
-                         str(staged.final_path(out)), limits))
+        jobs.append(
+            _Job(str(zip_path), inst.member_path, str(out), str(staged.final_path(out)), limits)
+        )
     progress = Progress(report, "image_table", len(jobs)) if report else None
     df = _run(instances, jobs, _export_still, workers, progress)
     if not df.empty:
@@ -127,16 +156,32 @@ def export_images(zip_path: Path, catalog: pd.DataFrame, staged: StagedBatchDir,
     return df
 
 
-def export_videos(zip_path: Path, catalog: pd.DataFrame, staged: StagedBatchDir,
-                  limits: ZipLimits, policy: str, every_n: int, workers: int = 1,
-                  report: Callable[[str], None] | None = None) -> pd.DataFrame:
+def export_videos(
+    zip_path: Path,
+    catalog: pd.DataFrame,
+    staged: StagedBatchDir,
+    limits: ZipLimits,
+    policy: str,
+    every_n: int,
+    workers: int = 1,
+    report: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Write the policy's frames of every ok cine clip to `<sop>/frame_NNNN.png`."""
     pixel_export.select_frames(2, policy, every_n)  # reject a bad policy before any work
     instances = unique_instances(catalog, "video")
     jobs = []
     for inst in instances.itertuples():
         out = staged.staging / pixel_export.safe_file_stem(inst.sop_instance_uid)
-        jobs.append(_Job(str(zip_path), inst.member_path, str(out),
-                         str(staged.final_path(out)), limits, policy, every_n))
+        jobs.append(
+            _Job(
+                str(zip_path),
+                inst.member_path,
+                str(out),
+                str(staged.final_path(out)),
+                limits,
+                policy,
+                every_n,
+            )
+        )
     progress = Progress(report, "video_table", len(jobs)) if report else None
     return _run(instances, jobs, _export_video, workers, progress)

@@ -214,8 +214,9 @@ def prepare_still(
 # --------------------------------------------------------------------------- writing
 
 
-def write_png(path: str | os.PathLike[str], array: np.ndarray,
-              compression: int | None = None) -> int:
+def write_png(
+    path: str | os.PathLike[str], array: np.ndarray, compression: int | None = None
+) -> int:
     """Write `array` (HxW grey or HxWx3 RGB) as PNG atomically; returns the bytes written.
 
     `compression=None` keeps OpenCV's own PNG settings: on 800x600 speckled ultrasound frames
@@ -324,8 +325,9 @@ def _index_frames(ds: Dataset, n_frames: int) -> None:
         ds.ExtendedOffsetTableLengths = struct.pack(f"<{n_frames}Q", *lengths)
 
 
-def export_still(data: bytes, out_path: str | os.PathLike[str],
-                 compression: int | None = None) -> dict:
+def export_still(
+    data: bytes, out_path: str | os.PathLike[str], compression: int | None = None
+) -> dict:
     """Decode frame 0 of a still, prepare it and write one PNG; returns IMAGE_TABLE fields."""
     ds = _read(data)
     photometric = _photometric(ds)

@@ -20,8 +20,9 @@ def markdown_table(df: pd.DataFrame, columns: list[str], limit: int = 20) -> dg.
     return dg.MetadataValue.md(shown.to_markdown(index=False) + more)
 
 
-def contact_sheet(paths: list[str], columns: int = 4, tile: int = 160,
-                  limit: int = 12) -> dg.MetadataValue:
+def contact_sheet(
+    paths: list[str], columns: int = 4, tile: int = 160, limit: int = 12
+) -> dg.MetadataValue:
     """A small JPEG grid of the first images, inline in markdown (Dagster has no image type).
 
     Kept to ~50 KB: it is stored in the event log with every materialisation.
@@ -37,8 +38,11 @@ def contact_sheet(paths: list[str], columns: int = 4, tile: int = 160,
         if img is None:
             continue
         scale = tile / max(img.shape[:2])
-        img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img,
+            (int(img.shape[1] * scale), int(img.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        )
         canvas = np.zeros((tile, tile, 3), np.uint8)
         canvas[: img.shape[0], : img.shape[1]] = img
         tiles.append(canvas)
@@ -46,7 +50,7 @@ def contact_sheet(paths: list[str], columns: int = 4, tile: int = 160,
         return dg.MetadataValue.md("_no images_")
     while len(tiles) % columns:
         tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.hstack(tiles[i: i + columns]) for i in range(0, len(tiles), columns)]
+    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
     ok, buf = cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 70])
     b64 = base64.b64encode(buf.tobytes()).decode() if ok else ""
     return dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{b64})")

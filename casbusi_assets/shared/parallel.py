@@ -16,8 +16,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int = 1,
-                 chunksize: int = 1) -> Iterator[R]:
+def parallel_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int = 1, chunksize: int = 1
+) -> Iterator[R]:
     """Yield fn(item) in input order; in-process when workers <= 1 or there is one item.
 
     `fn` must be a module-level function (it is pickled by name for the workers). Processes,
@@ -37,8 +38,9 @@ class Progress:
     """Reports `label: done/total (pct%)` through `report` each time another `every_pct` percent
     of the items is done (and at the end)."""
 
-    def __init__(self, report: Callable[[str], None], label: str, total: int = 0,
-                 every_pct: float = 10.0) -> None:
+    def __init__(
+        self, report: Callable[[str], None], label: str, total: int = 0, every_pct: float = 10.0
+    ) -> None:
         self.report, self.label, self.total, self.every_pct = report, label, total, every_pct
         self.done = 0
         self._last_bucket = 0

@@ -224,8 +224,13 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
 
 def render_markdown() -> str:
     """docs/tables.md: regenerate with `python -m casbusi_assets.storage.schemas > docs/tables.md`."""
-    out = ["# Tables", "", "Generated from `casbusi_assets/storage/schemas.py`; every table is a "
-           "DuckDB view named as below over `<home>/warehouse/<table>/batch_id=*/data.parquet`.", ""]
+    out = [
+        "# Tables",
+        "",
+        "Generated from `casbusi_assets/storage/schemas.py`; every table is a "
+        "DuckDB view named as below over `<home>/warehouse/<table>/batch_id=*/data.parquet`.",
+        "",
+    ]
     for name, schema in TABLE_SCHEMAS.items():
         out += [f"## `{name}`", "", TABLE_DESCRIPTIONS[name], "", "| column | type |", "|---|---|"]
         out += [f"| `{f.name}` | {f.type} |" for f in schema]

@@ -50,8 +50,13 @@ def conform(df: pd.DataFrame, schema: pa.Schema, table: str) -> pa.Table:
         if field.name in df.columns:
             values = df[field.name]
             # pandas' object columns hold None/NaN mixes; let Arrow treat NaN as null.
-            arrays.append(pa.array(values.tolist() if values.dtype == object else values,
-                                   type=field.type, from_pandas=True))
+            arrays.append(
+                pa.array(
+                    values.tolist() if values.dtype == object else values,
+                    type=field.type,
+                    from_pandas=True,
+                )
+            )
         else:
             arrays.append(pa.nulls(len(df), type=field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -100,7 +105,8 @@ def tables_present(warehouse: Path) -> list[str]:
     if not warehouse.is_dir():
         return []
     return sorted(
-        p.name for p in warehouse.iterdir()
+        p.name
+        for p in warehouse.iterdir()
         if p.is_dir() and any(p.glob(f"batch_id=*/{PARQUET_NAME}"))
     )
 
@@ -193,4 +199,3 @@ def query(catalog: Path, warehouse: Path, sql: str) -> pd.DataFrame:
         return con.execute(sql).fetchdf()
     finally:
         con.close()
-

@@ -60,7 +60,6 @@ class BatchFiles:
     n_videos: int
 
 
-
 # Truth of a member whose pixels carry nothing to read (non-image DICOMs, non-DICOM files).
 _NO_IMAGE_CONTENT = {
     "is_doppler": False,

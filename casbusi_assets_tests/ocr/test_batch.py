@@ -10,8 +10,12 @@ from casbusi_assets.ocr.engines import make_engine
 
 
 def _region(x0, y0, x1, y1):
-    return {"RegionLocationMinX0": x0, "RegionLocationMinY0": y0,
-            "RegionLocationMaxX1": x1, "RegionLocationMaxY1": y1}
+    return {
+        "RegionLocationMinX0": x0,
+        "RegionLocationMinY0": y0,
+        "RegionLocationMaxX1": x1,
+        "RegionLocationMaxY1": y1,
+    }
 
 
 def test_region_union_spans_every_view():
@@ -42,20 +46,27 @@ def test_batch_rows_for_images_clips_and_failures(engine, tmp_path):
     frames = tmp_path / "clip"
     frames.mkdir()
     _capture(frames / "frame_0000.png", ["RT BREAST 10:30", "4-5 CM FN TRANS"])
-    images = pd.DataFrame([
-        {"sop_instance_uid": "1.1", "status": "ok",
-         "image_path": _capture(tmp_path / "a.png", ["LT BREAST 2:00 3CM FN", "RADIAL"])},
-        {"sop_instance_uid": "1.2", "status": "failed", "image_path": None, "error": "boom"},
-    ])
+    images = pd.DataFrame(
+        [
+            {
+                "sop_instance_uid": "1.1",
+                "status": "ok",
+                "image_path": _capture(tmp_path / "a.png", ["LT BREAST 2:00 3CM FN", "RADIAL"]),
+            },
+            {"sop_instance_uid": "1.2", "status": "failed", "image_path": None, "error": "boom"},
+        ]
+    )
     videos = pd.DataFrame([{"sop_instance_uid": "2.1", "status": "ok", "frames_dir": str(frames)}])
     region = json.dumps([_region(80, 60, 559, 419)])
     df = read_batch_annotations(images, videos, engine, {"1.1": region, "2.1": region})
     rows = df.set_index("sop_instance_uid")
-    assert rows.loc["1.1", ["laterality", "orientation", "clock_pos", "nipple_dist_cm"]].tolist() \
-        == ["left", "radial", "2:00", 3.0]
+    assert rows.loc[
+        "1.1", ["laterality", "orientation", "clock_pos", "nipple_dist_cm"]
+    ].tolist() == ["left", "radial", "2:00", 3.0]
     assert rows.loc["2.1", "source"] == "video"
-    assert rows.loc["2.1", ["laterality", "orientation", "clock_pos", "nipple_dist_cm"]].tolist() \
-        == ["right", "trans", "10:30", 4.5]
+    assert rows.loc[
+        "2.1", ["laterality", "orientation", "clock_pos", "nipple_dist_cm"]
+    ].tolist() == ["right", "trans", "10:30", 4.5]
     assert rows.loc["1.2", "status"] == "failed" and "boom" in rows.loc["1.2", "error"]
     assert set(df["ocr_engine"]) == {"rapidocr"} and set(df["ocr_device"]) == {"cpu"}
     shares = field_recovery(df)

@@ -62,10 +62,6 @@ def test_unknown_engine_lists_the_choices() -> None:
         make_engine("tesseract")
 
 
-
-
-
-
 def test_cuda_requested_without_cuda_is_a_clear_error() -> None:
     if cuda_available("rapidocr"):
         pytest.skip("this machine has CUDA for onnxruntime")
@@ -73,8 +69,6 @@ def test_cuda_requested_without_cuda_is_a_clear_error() -> None:
         resolve_device("cuda")
     with pytest.raises(DeviceUnavailableError):
         make_engine("rapidocr", device="cuda")
-
-
 
 
 def test_missing_model_files_name_the_files(tmp_path: Path) -> None:

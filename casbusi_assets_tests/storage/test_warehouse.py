@@ -24,7 +24,9 @@ def test_rewriting_a_batch_replaces_its_rows_only(tmp_path):
     warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 3))
     warehouse.write_batch(wh, "breast_table", "b2", _breasts("b2", 2))
     warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 4))
-    df = warehouse.query(cat, wh, "SELECT batch_id, count(*) n FROM breast_table GROUP BY 1 ORDER BY 1")
+    df = warehouse.query(
+        cat, wh, "SELECT batch_id, count(*) n FROM breast_table GROUP BY 1 ORDER BY 1"
+    )
     assert df.to_dict("records") == [{"batch_id": "b1", "n": 4}, {"batch_id": "b2", "n": 2}]
 
 
@@ -73,5 +75,7 @@ def test_refresh_views_after_home_moves(tmp_path):
     new = tmp_path / "new"
     old.rename(new)
     assert warehouse.refresh_views(new / "catalog.duckdb", new / "warehouse") == ["breast_table"]
-    df = warehouse.query(new / "catalog.duckdb", new / "warehouse", "SELECT count(*) n FROM breast_table")
+    df = warehouse.query(
+        new / "catalog.duckdb", new / "warehouse", "SELECT count(*) n FROM breast_table"
+    )
     assert int(df["n"][0]) == 2
