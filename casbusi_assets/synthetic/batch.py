@@ -264,6 +264,7 @@ def _render_item(seed: int, st: StudyPlan, item: ItemPlan, instance: int) -> lis
         calipers=item.calipers,
         body_marker=item.body_marker,
         n_frames=item.n_frames,
+        style=item.style,
     )
     r = render_capture(spec, rng)
     sop = make_uid("sop", seed, item.key)
@@ -354,6 +355,7 @@ def _encode_member(
         body_marker=r.body_marker,
         probe_angle_deg=r.probe_angle_deg,
         text_font=item.text_font if ann is not None else None,
+        screen_style=item.style,
         text_degradation=item.text_degradation if ann is not None else "none",
         text_box=json.dumps(list(r.text_box)) if r.text_box is not None else None,
     )

@@ -59,4 +59,10 @@ class GeneratorConfig:
     # Re-assign a few stills so every capture type / syntax / photometric appears in each batch.
     ensure_coverage: bool = True
 
+    # Screen styles: "classic" is the first generator's look (fixed text bands, body marker and
+    # layout per vendor); "varied" lets each stage's renderer vary what a real fleet varies (text
+    # anywhere, more fonts and colours, flow colours, field and marker positions). The draw uses
+    # its own random stream, so classic items render exactly as before. 0.0 = classic only.
+    varied_style_share: float = 0.6
+
     zip_compresslevel: int = 1  # speckle barely compresses; level 6 costs 3x the time for ~5%

@@ -61,6 +61,7 @@ class ItemPlan:
     calipers: bool = False
     twin: bool = False
     body_marker: bool = True
+    style: str = "classic"  # classic | varied (see GeneratorConfig.varied_style_share)
     edge: str | None = None  # truncated | missing_identifier
     file_name: str = ""
     twin_file_name: str = ""
@@ -152,6 +153,12 @@ def plan_batch(seed: int, batch_index: int, patients: int, cfg: GeneratorConfig)
         _ensure_coverage(rng, cfg, studies)
     if cfg.edge_cases:
         _add_edge_items(rng, studies)
+    # The style draw has its own stream so the rest of the plan does not depend on it.
+    style_rng = np.random.default_rng([seed, batch_index, 7002])
+    for st in studies:
+        for item in st.items:
+            if style_rng.random() < cfg.varied_style_share:
+                item.style = "varied"
     for st in studies:
         _name_files(st)
     return BatchPlan(seed=seed, batch_index=batch_index, batch_id=bid, studies=studies)

@@ -128,6 +128,17 @@ class CaptureSpec:
     calipers: bool = False
     body_marker: bool = True
     n_frames: int = 1
+    # "classic" renders exactly the first generator's screen; "varied" enables the variety each
+    # renderer adds. Varied draws use their own generator (varied_rng) so classic stays fixed.
+    style: str = "classic"
+
+
+def varied_rng(spec: CaptureSpec, rng: np.random.Generator, part: str) -> np.random.Generator:
+    """A random stream for one part of the varied style (text, doppler, field, marker, calipers),
+    derived from the item's render stream without consuming it (so classic output is unchanged)."""
+    state = rng.bit_generator.state["state"]["state"]
+    key = int.from_bytes(part.encode(), "little") % (2**63)
+    return np.random.default_rng([int(state) % (2**63), key, spec.width, spec.height])
 
 
 @dataclass

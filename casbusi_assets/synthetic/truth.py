@@ -51,6 +51,7 @@ TRUTH_SCHEMA = pa.schema(
         ("nipple_dist_cm", F64),
         ("text_degradation", STR),
         ("text_font", STR),
+        ("screen_style", STR),  # classic | varied
         ("text_box", STR),
         ("has_calipers", BOOL),
         ("calipers", STR),
