@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib.util
 
 DEVICES = ("cpu", "cuda", "auto")
+# Engines whose runtime is torch (EasyOCR, and the project's own torch models such as the
+# orientation model); every other engine name means onnxruntime.
+TORCH_ENGINES = ("torch", "easyocr")
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -34,8 +37,9 @@ def _torch_has_cuda() -> bool:
 
 
 def cuda_available(engine: str = "rapidocr") -> bool:
-    """Whether ``engine``'s runtime (onnxruntime for RapidOCR, torch for EasyOCR) can use CUDA."""
-    return _torch_has_cuda() if engine == "easyocr" else _onnxruntime_has_cuda()
+    """Whether ``engine``'s runtime can use CUDA: torch for ``torch`` / ``easyocr``, onnxruntime
+    for RapidOCR (and any other engine name)."""
+    return _torch_has_cuda() if engine in TORCH_ENGINES else _onnxruntime_has_cuda()
 
 
 def resolve_device(requested: str, engine: str = "rapidocr") -> str:
@@ -52,14 +56,15 @@ def resolve_device(requested: str, engine: str = "rapidocr") -> str:
     if req == "auto":
         return "cuda" if has_cuda else "cpu"
     if not has_cuda:
-        runtime = "torch.cuda" if engine == "easyocr" else "onnxruntime's CUDAExecutionProvider"
+        on_torch = engine in TORCH_ENGINES
+        runtime = "torch.cuda" if on_torch else "onnxruntime's CUDAExecutionProvider"
         hint = (
             "install a CUDA build of torch"
-            if engine == "easyocr"
+            if on_torch
             else "replace onnxruntime with onnxruntime-gpu matching the CUDA/cuDNN on this machine"
         )
         raise DeviceUnavailableError(
-            f"OCR device 'cuda' was requested for {engine}, but {runtime} is not available "
+            f"Device 'cuda' was requested for {engine}, but {runtime} is not available "
             f"here; {hint}, or use device='cpu' / 'auto'."
         )
     return "cuda"
