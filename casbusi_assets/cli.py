@@ -35,7 +35,15 @@ def _fail(message: str) -> int:
 def cmd_generate(args: argparse.Namespace, home: HomeLayout) -> int:
     from casbusi_assets.synthetic import generate_batches
 
-    out = Path(args.out_dir)
+    out = Path(args.out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        return _fail(f"{out} exists and is not a folder; give a folder to write the batches into")
+    if args.batches < 1 or args.patients < 1:
+        return _fail("--batches and --patients must be at least 1")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot create {out}: {exc.strerror}")
     files = generate_batches(
         out, batches=args.batches, patients=args.patients, seed=args.seed, progress=_echo
     )
@@ -93,9 +101,12 @@ def cmd_sql(args: argparse.Namespace, home: HomeLayout) -> int:
 
 
 def cmd_delete_batch(args: argparse.Namespace, home: HomeLayout) -> int:
-    from casbusi_assets.runner import delete_batch
+    from casbusi_assets.runner import UnknownBatchError, delete_batch
 
-    removed = delete_batch(home, args.batch)
+    try:
+        removed = delete_batch(home, args.batch)
+    except UnknownBatchError as exc:
+        return _fail(str(exc))
     _echo(
         f"batch {args.batch}: removed from {removed['tables']} table(s) and "
         f"{removed['file_folders']} file folder(s); partition deleted"
@@ -178,12 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+READ_ONLY_COMMANDS = {"sql", "delete-batch"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
         # Set before definitions are imported: they read the home from the environment.
         os.environ[HOME_ENV_VAR] = str(Path(args.home).expanduser().resolve())
-    home = layout().create()
+    home = layout()
+    # Read-only commands must not create a home tree where there is none.
+    if args.command not in READ_ONLY_COMMANDS:
+        home.create()
     return args.func(args, home)
 
 

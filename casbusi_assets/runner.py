@@ -23,6 +23,10 @@ class RunBatchError(RuntimeError):
     """A batch run could not start or did not succeed; the message is the one-line reason."""
 
 
+class UnknownBatchError(LookupError):
+    """delete-batch was given a key that names no batch in this home."""
+
+
 @dataclass
 class BatchRunOutcome:
     batch_id: str
@@ -70,10 +74,13 @@ def run_batch(
         if unknown:
             raise RunBatchError(f"unknown asset(s) {unknown}; choose from {', '.join(names)}")
     ensure_dagster_home(home)
+    registry_entry = home.registry / f"{key}.json"
+    previous_entry = registry_entry.read_bytes() if registry_entry.is_file() else None
     register_zip(home, key, zip_path)
 
     with dg.DagsterInstance.get() as instance:
-        if not instance.has_dynamic_partition(batch_partitions.name, key):
+        new_partition = not instance.has_dynamic_partition(batch_partitions.name, key)
+        if new_partition:
             instance.add_dynamic_partitions(batch_partitions.name, [key])
         fp = ZipFingerprint.of(zip_path)
         instance.report_runless_asset_event(
@@ -96,7 +103,16 @@ def run_batch(
         )
         seconds = time.perf_counter() - started
         if not result.success:
+            # A batch that never succeeded leaves no partition or registry entry behind (the run
+            # stays in Dagster's history); a re-run of a known batch keeps what it had.
+            if new_partition and not _has_materializations(instance, key):
+                instance.delete_dynamic_partition(batch_partitions.name, key)
+            if previous_entry is None:
+                registry_entry.unlink(missing_ok=True)
+            else:
+                registry_entry.write_bytes(previous_entry)
             raise RunBatchError(f"batch {key}: {_failure_reason(result)} (run {result.run_id})")
+        _warn_if_no_dicom(home, key, chosen, echo)
         done = sorted(
             {
                 e.asset_key.to_user_string()
@@ -107,19 +123,71 @@ def run_batch(
         return BatchRunOutcome(key, result.run_id, seconds, done)
 
 
+def _warn_if_no_dicom(
+    home: HomeLayout, key: str, chosen: Sequence[str], echo: Callable[[str], None]
+) -> None:
+    if "dicom_catalog" not in chosen:
+        return
+    from casbusi_assets.storage import warehouse
+
+    cat = warehouse.read_batch(home.warehouse, "dicom_catalog", key)
+    usable = cat[(cat["status"] == "ok") & cat["kind"].isin(["image", "video", "no_pixels"])]
+    if usable.empty:
+        echo(
+            f"batch {key}: warning: the zip holds no DICOM file that could be used "
+            f"({len(cat)} member(s), {int((cat['status'] == 'quarantined').sum())} quarantined); "
+            "its tables are empty"
+        )
+
+
+def _has_materializations(instance: dg.DagsterInstance, key: str) -> bool:
+    """Whether any batch asset (other than the reported inbox_zip) was materialised for `key`."""
+    for asset_key in instance.get_asset_keys():
+        if asset_key.to_user_string() == "inbox_zip":
+            continue
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
+        )
+        if records.records:
+            return True
+    return False
+
+
+def known_batches(home: HomeLayout) -> set[str]:
+    """Batch keys this home knows of: registered zips, table folders, file folders, partitions."""
+    from casbusi_assets.storage import warehouse
+
+    keys = {p.stem for p in home.registry.glob("*.json")} if home.registry.is_dir() else set()
+    for table in warehouse.tables_present(home.warehouse):
+        keys |= {p.name.split("=", 1)[1] for p in (home.warehouse / table).glob("batch_id=*")}
+    if home.files.is_dir():
+        keys |= {
+            p.name for d in home.files.iterdir() if d.is_dir() for p in d.iterdir() if p.is_dir()
+        }
+    if home.dagster_home.is_dir():
+        ensure_dagster_home(home)
+        with dg.DagsterInstance.get() as instance:
+            keys |= set(instance.get_dynamic_partitions(batch_partitions.name))
+    return keys
+
+
 def delete_batch(home: HomeLayout, key: str) -> dict[str, int]:
     """Remove a batch everywhere: its rows in every table, its files, its registry entry and its
     partition. Dagster keeps the run history; the zip itself is left where it is."""
     from casbusi_assets.storage import warehouse
     from casbusi_assets.storage.file_staging import remove_batch_files
 
+    known = known_batches(home)
+    if key not in known:
+        listing = ", ".join(sorted(known)) or "none"
+        raise UnknownBatchError(f"no batch '{key}' in {home.root} (batches: {listing})")
     removed = {"tables": 0, "file_folders": 0}
     for table in warehouse.tables_present(home.warehouse):
         if warehouse.batch_dir(home.warehouse, table, key).exists():
             warehouse.delete_batch(home.warehouse, table, key)
             removed["tables"] += 1
-            if table not in warehouse.tables_present(home.warehouse):
-                warehouse.drop_view(home.catalog, home.warehouse, table)
+            # the view now reads an empty typed file when this was the table's last batch
+            warehouse.ensure_views(home.catalog, home.warehouse, [table])
     if home.files.is_dir():
         for asset_dir in home.files.iterdir():
             if (asset_dir / key).is_dir():

@@ -86,7 +86,7 @@ def test_decompression_bomb_is_refused_by_the_size_limit(home, tmp_path, monkeyp
 def test_delete_batch_removes_rows_files_and_partition(home, tmp_path):
     import dagster as dg
 
-    from casbusi_assets.runner import delete_batch
+    from casbusi_assets.runner import UnknownBatchError, delete_batch
 
     keep = write_zip(tmp_path / "keep.zip", {"a/1": with_identifiers("US1_UNCR.dcm", "1", "A1")})
     gone = write_zip(tmp_path / "gone.zip", {"a/1": with_identifiers("US1_UNCR.dcm", "2", "A2")})
@@ -101,11 +101,31 @@ def test_delete_batch_removes_rows_files_and_partition(home, tmp_path):
     assert (home.files / "image_table" / "keep").is_dir()
     with dg.DagsterInstance.get() as instance:
         assert instance.get_dynamic_partitions("batch") == ["keep"]
-    assert delete_batch(home, "gone") == {"tables": 0, "file_folders": 0}  # idempotent
-    # Deleting the last batch drops the views too, so the catalog still answers queries.
+    # A second delete, or a key that never existed, is an error naming the batches there are.
+    with pytest.raises(UnknownBatchError, match=r"no batch 'gone' .*batches: keep"):
+        delete_batch(home, "gone")
+    assert main(["--home", str(home.root), "delete-batch", "never"]) == 1
+    # Deleting the last batch leaves the tables queryable: empty results, not "does not exist".
     delete_batch(home, "keep")
     assert warehouse.tables_present(home.warehouse) == []
-    views = warehouse.query(
-        home.catalog, home.warehouse, "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal"
-    )
-    assert int(views["n"][0]) == 0
+    empty = warehouse.query(home.catalog, home.warehouse, "SELECT * FROM image_table")
+    assert len(empty) == 0 and "sop_instance_uid" in empty.columns
+
+
+def test_a_failed_first_run_leaves_no_partition_or_registry_entry(home, tmp_path):
+    import dagster as dg
+
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"not a zip" * 100)
+    with pytest.raises(RunBatchError):
+        run_batch(bad, home, echo=lambda m: None)
+    assert not (home.registry / "broken.json").exists()
+    with dg.DagsterInstance.get() as instance:
+        assert "broken" not in instance.get_dynamic_partitions("batch")
+
+
+def test_zip_without_dicom_says_so(home, tmp_path, capsys):
+    readme_only = write_zip(tmp_path / "readme_only.zip", {"README.txt": b"nothing to see"})
+    assert main(["--home", str(home.root), "run-batch", str(readme_only)]) == 0
+    out = capsys.readouterr()
+    assert "no DICOM" in out.out + out.err

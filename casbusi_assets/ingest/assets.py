@@ -51,6 +51,12 @@ def dicom_catalog(
         # Nothing has been written: the run fails with the reason, no partial outputs.
         raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
     quarantined = df[df["status"] == "quarantined"]
+    n_dicom = int(((df["status"] == "ok") & df["kind"].isin(["image", "video", "no_pixels"])).sum())
+    if n_dicom == 0:
+        context.log.warning(
+            f"batch '{batch_id}': the zip holds no usable DICOM file ({len(df)} member(s), "
+            f"{len(quarantined)} quarantined); every downstream table of this batch will be empty"
+        )
     if len(quarantined):
         context.log.warning(
             f"{len(quarantined)} member(s) quarantined: {counts(quarantined['error_code'])}"
@@ -59,6 +65,7 @@ def dicom_catalog(
         {
             "zip": dg.MetadataValue.path(str(zip_path)),
             "members": len(df),
+            "dicom_members": n_dicom,
             "by_kind": counts(df.loc[df["status"] == "ok", "kind"]),
             "quarantined": len(quarantined),
             "quarantine_reasons": counts(quarantined["error_code"]),

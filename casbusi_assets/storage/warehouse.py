@@ -111,15 +111,32 @@ def tables_present(warehouse: Path) -> list[str]:
     )
 
 
+EMPTY_NAME = "_empty.parquet"
+
+
 def _view_sql(warehouse: Path, table: str) -> str:
     if not _IDENTIFIER.match(table):
         raise ValueError(f"not a table name: {table!r}")
+    if not any((warehouse / table).glob(f"batch_id=*/{PARQUET_NAME}")):
+        # No batch yet (or the last one was deleted): a glob matching no file fails every query,
+        # so the view reads a typed empty file instead and answers "no rows".
+        target = (warehouse.resolve() / table / EMPTY_NAME).as_posix()
+        return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{target}')"
     # Absolute glob: a relative one would resolve against the *reader's* working directory.
     glob = (warehouse.resolve() / table / f"batch_id=*/{PARQUET_NAME}").as_posix()
     return (
         f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
         f"'{glob}', union_by_name=true, hive_partitioning=false)"
     )
+
+
+def _write_empty(warehouse: Path, table: str) -> None:
+    path = warehouse / table / EMPTY_NAME
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{EMPTY_NAME}.{uuid.uuid4().hex}.tmp")
+        pq.write_table(conform(pd.DataFrame(), TABLE_SCHEMAS[table], table), tmp)
+        os.replace(tmp, path)
 
 
 def _marker(warehouse: Path, table: str) -> Path:
@@ -149,6 +166,8 @@ def ensure_views(catalog: Path, warehouse: Path, tables: Iterable[str]) -> list[
     todo = []
     for table in tables:
         sql = _view_sql(warehouse, table)
+        if EMPTY_NAME in sql:
+            _write_empty(warehouse, table)
         marker = _marker(warehouse, table)
         if not (catalog.exists() and marker.is_file() and marker.read_text() == sql):
             todo.append((table, sql, marker))
@@ -167,33 +186,26 @@ def ensure_views(catalog: Path, warehouse: Path, tables: Iterable[str]) -> list[
 
 
 def refresh_views(catalog: Path, warehouse: Path) -> list[str]:
-    """(Re)create a view for every table that has data, e.g. after the home folder moved."""
-    for table in tables_present(warehouse):
+    """(Re)create every table's view, e.g. after the home folder moved."""
+    for table in declared_tables():
         _marker(warehouse, table).unlink(missing_ok=True)
-    return ensure_views(catalog, warehouse, tables_present(warehouse))
+    return ensure_views(catalog, warehouse, declared_tables())
 
 
-def drop_view(catalog: Path, warehouse: Path, table: str) -> None:
-    """Drop a table's view (e.g. when its last batch was deleted: a glob matching no file would
-    make every query on the view fail)."""
-    if not _IDENTIFIER.match(table):
-        raise ValueError(f"not a table name: {table!r}")
-    if catalog.exists():
-        con = _connect_rw(catalog)
-        try:
-            con.execute(f"DROP VIEW IF EXISTS {table}")
-        finally:
-            con.close()
-    _marker(warehouse, table).unlink(missing_ok=True)
+def declared_tables() -> list[str]:
+    """Every table the platform declares, whether or not it holds a batch yet."""
+    return sorted(TABLE_SCHEMAS)
 
 
 def query(catalog: Path, warehouse: Path, sql: str) -> pd.DataFrame:
-    """Run SQL against the catalog through a read-only connection."""
-    ensure_views(catalog, warehouse, tables_present(warehouse))
-    if not catalog.exists():
+    """Run SQL against the catalog through a read-only connection. Every declared table has a
+    view, so a table with no batch (yet, or any more) answers with no rows rather than an error."""
+    if not warehouse.is_dir():
         raise FileNotFoundError(
-            f"no catalog at {catalog}: nothing has been ingested yet (try `casbusi demo`)"
+            f"no warehouse at {warehouse}: nothing has been ingested into this home yet "
+            "(try `casbusi demo` or `casbusi run-batch ZIP`)"
         )
+    ensure_views(catalog, warehouse, declared_tables())
     con = duckdb.connect(str(catalog), read_only=True)
     try:
         return con.execute(sql).fetchdf()

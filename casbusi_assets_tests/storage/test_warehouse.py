@@ -74,8 +74,33 @@ def test_refresh_views_after_home_moves(tmp_path):
     warehouse.ensure_views(old / "catalog.duckdb", old / "warehouse", ["breast_table"])
     new = tmp_path / "new"
     old.rename(new)
-    assert warehouse.refresh_views(new / "catalog.duckdb", new / "warehouse") == ["breast_table"]
+    assert "breast_table" in warehouse.refresh_views(new / "catalog.duckdb", new / "warehouse")
     df = warehouse.query(
         new / "catalog.duckdb", new / "warehouse", "SELECT count(*) n FROM breast_table"
     )
     assert int(df["n"][0]) == 2
+
+
+def test_table_without_batches_answers_no_rows(tmp_path):
+    # A declared table that never had a batch, and one whose last batch was deleted, both answer
+    # an empty result with their columns instead of "Table ... does not exist".
+    wh, cat = tmp_path / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 2))
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    assert int(warehouse.query(cat, wh, "SELECT count(*) n FROM breast_table")["n"][0]) == 2
+    warehouse.delete_batch(wh, "breast_table", "b1")
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    empty = warehouse.query(cat, wh, "SELECT * FROM breast_table")
+    assert len(empty) == 0 and "batch_id" in empty.columns
+    never = warehouse.query(cat, wh, "SELECT * FROM dicom_catalog")
+    assert len(never) == 0 and "sop_instance_uid" in never.columns
+    # and a new batch is seen again
+    warehouse.write_batch(wh, "breast_table", "b2", _breasts("b2", 3))
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    assert int(warehouse.query(cat, wh, "SELECT count(*) n FROM breast_table")["n"][0]) == 3
+
+
+def test_query_on_a_home_with_nothing_ingested_says_so_and_creates_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing has been ingested"):
+        warehouse.query(tmp_path / "catalog.duckdb", tmp_path / "warehouse", "SELECT 1")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,54 @@
+"""The `casbusi` command's answers to the mistakes a new user makes: one line, exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from casbusi_assets.cli import main
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.strip()]
+
+
+def test_generate_into_a_file_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    assert main(["--home", str(tmp_path / "h"), "generate", str(target)]) == 1
+    err = _error_lines(capsys.readouterr().err)
+    assert err == [
+        f"casbusi: error: {target} exists and is not a folder; give a folder to "
+        "write the batches into"
+    ]
+
+
+def test_generate_rejects_zero_batches(tmp_path: Path, capsys) -> None:
+    assert (
+        main(["--home", str(tmp_path / "h"), "generate", str(tmp_path / "o"), "--batches", "0"])
+        == 1
+    )
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_sql_on_a_new_home_says_so_and_creates_nothing(tmp_path: Path, capsys) -> None:
+    home = tmp_path / "new_home"
+    assert main(["--home", str(home), "sql", "SELECT 1"]) == 1
+    err = _error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "nothing has been ingested" in err[0]
+    assert not home.exists()
+
+
+def test_delete_of_an_unknown_batch_is_an_error(tmp_path: Path, capsys) -> None:
+    home = tmp_path / "h"
+    assert main(["--home", str(home), "delete-batch", "batch_404"]) == 1
+    err = _error_lines(capsys.readouterr().err)
+    assert err == [f"casbusi: error: no batch 'batch_404' in {home.resolve()} (batches: none)"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sql", "--help"]])
+def test_help_exits_zero(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
