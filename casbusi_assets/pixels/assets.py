@@ -31,7 +31,7 @@ def image_table(
     casbusi_home: CasbusiHome,
     ingest_settings: IngestSettings,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """One row per still image (SOP instance) with its PNG under files/image_table/<batch>/.
+    """One row per still image (SOP instance) with its PNG under `files/image_table/<batch>/<sop>.png`.
     Doppler captures (strong red and blue flow present) keep their colour; other colour captures
     have yellow overlay pixels whitened and are stored as grayscale, with the original photometric
     interpretation recorded. Geometry includes the first ultrasound region box."""
@@ -88,7 +88,7 @@ def video_table(
     video_frame_policy: VideoFramePolicy,
 ) -> pd.DataFrame:
     """One row per cine clip (multi-frame instance) with the folder of its saved frames under
-    files/video_table/<batch>/<sop>/. Frames kept per the frame policy (every Nth by default, or
+    `files/video_table/<batch>/<sop>/`. Frames kept per the frame policy (every Nth by default, or
     first + middle, or all), grayscale unless the clip is Doppler. A batch without clips yields an
     empty, typed table."""
     home = casbusi_home.layout()
