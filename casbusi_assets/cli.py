@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -129,21 +128,31 @@ def cmd_demo(args: argparse.Namespace, home: HomeLayout) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, home: HomeLayout) -> int:
-    ensure_dagster_home(home)
-    root = Path(__file__).resolve().parent.parent
-    dagster = Path(sys.executable).parent / "dagster"
-    cmd = [
-        str(dagster) if dagster.exists() else "dagster",
-        "dev",
-        "-m",
-        "casbusi_assets.definitions",
-        "-h",
-        args.host,
-        "-p",
-        str(args.port),
+    from casbusi_assets.shared.processes import supervise
+
+    dagster_home = ensure_dagster_home(home)
+    # Webserver and daemon as two supervised processes (what `dagster dev` does, without its
+    # deprecation warning): `kill` or Ctrl-C of this command stops both and their code servers.
+    workspace = dagster_home / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: casbusi_assets.definitions\n"
+        "      location_name: casbusi_assets\n"
+    )
+    bin_dir = Path(sys.executable).parent
+
+    def tool(name: str) -> str:
+        return str(bin_dir / name) if (bin_dir / name).exists() else name
+
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), HOME_ENV_VAR: str(home.root)}
+    commands = [
+        [tool("dagster-webserver"), "-h", args.host, "-p", str(args.port), "-w", str(workspace)],
+        [tool("dagster-daemon"), "run", "-w", str(workspace)],
     ]
-    _echo(f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={home.dagster_home})")
-    return subprocess.call(cmd, cwd=root if (root / "pyproject.toml").exists() else None)
+    _echo(f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={dagster_home})")
+    _echo("the daemon runs the inbox sensor and the run queue; Ctrl-C or `kill` stops both")
+    # Run from DAGSTER_HOME so Dagster reads that dagster.yaml, not a stray one in the cwd.
+    code = supervise(commands, cwd=dagster_home, env=env)
+    return 0 if code in (128 + 2, 128 + 15) else code
 
 
 def build_parser() -> argparse.ArgumentParser:
