@@ -15,7 +15,15 @@ import casbusi_assets
 PACKAGE_DIR = Path(casbusi_assets.__file__).resolve().parent
 # The modules allowed to import dagster. In a package: its assets/sensors/resources/io_manager;
 # shared/ also holds the two helpers every assets.py uses. Top level: the assembly modules.
-DAGSTER_FACING = {"assets", "sensors", "resources", "io_manager", "partitions", "metadata"}
+DAGSTER_FACING = {
+    "assets",
+    "checks",
+    "sensors",
+    "resources",
+    "io_manager",
+    "partitions",
+    "metadata",
+}
 TOP_LEVEL_ASSEMBLY = {"definitions", "jobs", "loggers", "runner", "cli", "demo"}
 
 

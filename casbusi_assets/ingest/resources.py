@@ -15,6 +15,9 @@ class IngestSettings(dg.ConfigurableResource):
     max_total_gb: float = Field(default=256, description="Largest total uncompressed batch, GB")
     max_ratio: float = Field(default=1000, description="Largest uncompressed/compressed ratio")
     workers: int = Field(default=2, description="Parallel workers for reading and decoding")
+    max_quarantine_share: float = Field(
+        default=0.2, description="quarantine_share check warns above this share of a batch"
+    )
 
     def limits(self) -> ZipLimits:
         return ZipLimits(
