@@ -1,0 +1,152 @@
+"""Cleaning stage: per-image and per-clip decisions (include, or the reason codes why not)."""
+
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import pandas as pd
+
+from casbusi_assets.cleaning.batch import (
+    StepTimer,
+    clean_images,
+    clean_videos,
+    crop_outside_image,
+)
+from casbusi_assets.cleaning.resources import CleaningSettings
+from casbusi_assets.cleaning.rules import REASON_CODES
+from casbusi_assets.cleaning.sheets import sheets_by_reason
+from casbusi_assets.ingest.sources import find_zip
+from casbusi_assets.shared.metadata import counts, markdown_table
+from casbusi_assets.shared.partitions import batch_partitions, batch_table
+from casbusi_assets.shared.resources import DeviceResource
+from casbusi_assets.storage.resources import CasbusiHome
+
+
+def _reason_counts(df: pd.DataFrame) -> dict[str, int]:
+    """Rows per reason code, every code listed (0 included) so batches compare at a glance."""
+    flat = df["exclusion_reasons"].explode().dropna() if len(df) else pd.Series(dtype=object)
+    seen = flat.value_counts().to_dict()
+    return {code: int(seen.get(code, 0)) for code in REASON_CODES}
+
+
+def _decision_metadata(df: pd.DataFrame, settings: CleaningSettings) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "rows": len(df),
+        "included": int(df["include"].sum()) if len(df) else 0,
+        "excluded": int((~df["include"].astype(bool)).sum()) if len(df) else 0,
+        "excluded_by_reason": _reason_counts(df),
+        "label_cat": counts(df["label_cat"]) if len(df) else {},
+    }
+    for reason, md in sheets_by_reason(df, settings.sheet_images_per_reason).items():
+        meta[f"sheet_{reason}"] = dg.MetadataValue.md(md)
+    return meta
+
+
+def _orientation_model(
+    context: dg.AssetExecutionContext, settings: CleaningSettings, device: DeviceResource
+) -> tuple[Callable | None, str]:
+    """The orientation model's predict function (the weights are loaded once for the step) and
+    a line for the metadata. A configured confidence threshold replaces the model's own."""
+    if not settings.use_orientation_model:
+        return None, "off (use_orientation_model=false)"
+    from casbusi_assets.cleaning import orientation
+
+    try:
+        model = orientation.OrientationModel.load(
+            settings.orientation_model_path or None, device=device.device
+        )
+    except orientation.OrientationModelError as exc:
+        context.log.warning(f"orientation model unavailable, orientation stays OCR-only: {exc}")
+        return None, f"unavailable: {exc}"
+    configured = settings.thresholds().orientation_min_confidence
+    threshold = model.min_confidence if configured is None else configured
+
+    def predict(images: list) -> list[tuple[str | None, float]]:
+        raw = model.raw(images, batch_size=device.batch_size)
+        return orientation.combine(raw["probs"], raw["p_marker"], threshold)
+
+    context.log.info(f"orientation model {model.path.name} on {model.device}")
+    return predict, f"{model.path.name} on {model.device}, min confidence {threshold}"
+
+
+@dg.asset(
+    **batch_table("cleaning", {"pytorch", "parquet"}, pool="inference"),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "included_images_have_crop_inside",
+            asset="cleaned_images",
+            description="Every included image has a crop box of positive size inside the image.",
+        )
+    ],
+)
+def cleaned_images(
+    context: dg.AssetExecutionContext,
+    image_table: pd.DataFrame,
+    ocr_table: pd.DataFrame,
+    dicom_catalog: pd.DataFrame,
+    case_study_table: pd.DataFrame,
+    casbusi_home: CasbusiHome,
+    cleaning_settings: CleaningSettings,
+    device: DeviceResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """One row per still image with the decision about it: `include`, or the reason codes in
+    `exclusion_reasons` (README: Cleaning). Measures: corrupt, duplicate_of (across every batch
+    ingested before this one), twin_of / twin_distance, darkness, the ultrasound-field crop,
+    caliper boxes, orientation (OCR, else the orientation model), label_cat. Nothing is deleted."""
+    home = casbusi_home.layout()
+    batch_id = context.partition_key
+    predict, model_note = _orientation_model(context, cleaning_settings, device)
+    timer = StepTimer()
+    df = clean_images(
+        batch_id,
+        image_table,
+        ocr_table,
+        dicom_catalog,
+        case_study_table,
+        cleaning_settings.thresholds(),
+        warehouse=home.warehouse,
+        batch_order=context.instance.get_dynamic_partitions(batch_partitions.name),
+        zip_path=find_zip(home, batch_id),
+        orientation_fn=predict,
+        timer=timer,
+        report=context.log.info,
+    )
+    meta = _decision_metadata(df, cleaning_settings)
+    meta.update(
+        orientation_source=counts(df["orientation_source"]) if len(df) else {},
+        orientation_model=model_note,
+        ms_per_image_by_step=timer.ms_per_item(),
+        sample=markdown_table(
+            df[~df["include"].astype(bool)] if len(df) else df,
+            ["sop_instance_uid", "exclusion_reasons", "darkness", "twin_distance"],
+        ),
+    )
+    yield dg.Output(df, metadata=meta)
+    bad = crop_outside_image(df, image_table)
+    yield dg.AssetCheckResult(
+        check_name="included_images_have_crop_inside",
+        passed=bad.empty,
+        metadata={"failing": len(bad), "rows": markdown_table(bad, list(bad.columns))},
+    )
+
+
+@dg.asset(**batch_table("cleaning", {"parquet"}))
+def cleaned_videos(
+    context: dg.AssetExecutionContext,
+    video_table: pd.DataFrame,
+    ocr_table: pd.DataFrame,
+    dicom_catalog: pd.DataFrame,
+    case_study_table: pd.DataFrame,
+    cleaning_settings: CleaningSettings,
+) -> pd.DataFrame:
+    """One row per cine clip with the decision about it; the first saved frame stands for the
+    clip (as in the original): crop, darkness, content, link and case rules of a still."""
+    df = clean_videos(
+        context.partition_key,
+        video_table,
+        ocr_table,
+        dicom_catalog,
+        case_study_table,
+        cleaning_settings.thresholds(),
+    )
+    context.add_output_metadata(_decision_metadata(df, cleaning_settings))
+    return df
