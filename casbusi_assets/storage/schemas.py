@@ -201,6 +201,72 @@ OCR_TABLE = pa.schema(
     ]
 )
 
+# cleaned_images / cleaned_videos: the decision about each still and clip. `exclusion_reasons`
+# holds codes of casbusi_assets/cleaning/rules.py REASON_CODES (README: Cleaning); empty = included.
+_CROP = [
+    ("crop_x", I64),  # the ultrasound field, in the original image's pixels
+    ("crop_y", I64),
+    ("crop_w", I64),
+    ("crop_h", I64),
+    ("crop_source", STR),  # regions | heuristic
+]
+_DECISION = [
+    ("include", BOOL),
+    ("exclusion_reasons", pa.list_(STR)),  # reason codes; [] when included
+    ("label_cat", STR),  # doppler | long | trans | other
+]
+
+CLEANED_IMAGES = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("image_path", STR),
+        ("is_doppler", BOOL),
+        ("region_count", I64),
+        ("pixel_hash", STR),  # SHA-256 of the decoded pixels (shape, dtype, values)
+        ("raw_hash", STR),  # the catalog's pixel_sha256 (encoded PixelData bytes)
+        ("is_corrupt", BOOL),
+        ("corrupt_reason", STR),  # decode_failed | unreadable_png | blank | green_cast
+        ("duplicate_of", STR),  # the kept copy's SOPInstanceUID: earliest batch, then smallest UID
+        ("duplicate_of_batch", STR),  # the kept copy's batch
+        ("twin_of", STR),  # same patient's near-identical capture (one frozen frame)
+        ("twin_distance", F64),  # mean |grey difference| on the field to the nearest capture
+        ("darkness", F64),  # percent of field pixels at or below the dark level
+        *_CROP,
+        ("has_calipers", BOOL),
+        ("caliper_boxes", STR),  # JSON [[x, y, w, h], ...], one box per mark
+        ("area", STR),
+        ("laterality", STR),
+        ("orientation", STR),
+        ("orientation_source", STR),  # ocr | model | none
+        ("orientation_confidence", F64),  # the model's softmax confidence, when it was asked
+        *_DECISION,
+    ]
+)
+
+CLEANED_VIDEOS = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("frames_dir", STR),
+        ("first_frame_path", STR),  # the frame that stands for the clip
+        ("is_doppler", BOOL),
+        ("region_count", I64),
+        ("is_corrupt", BOOL),
+        ("corrupt_reason", STR),
+        ("darkness", F64),
+        *_CROP,
+        ("area", STR),
+        ("laterality", STR),
+        ("orientation", STR),
+        *_DECISION,
+    ]
+)
+
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "dicom_catalog": DICOM_CATALOG,
     "image_table": IMAGE_TABLE,
@@ -209,6 +275,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "case_study_table": CASE_STUDY_TABLE,
     "breast_table": BREAST_TABLE,
     "ocr_table": OCR_TABLE,
+    "cleaned_images": CLEANED_IMAGES,
+    "cleaned_videos": CLEANED_VIDEOS,
 }
 
 TABLE_DESCRIPTIONS: dict[str, str] = {
@@ -219,6 +287,8 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "case_study_table": "One row per (patient, accession) with study fields and trust score.",
     "breast_table": "Two rows (LEFT, RIGHT) per (patient, accession) with biopsy outcomes.",
     "ocr_table": "Burned-in annotation text of each image / clip, parsed into fields.",
+    "cleaned_images": "Per still image: the cleaning measures and include / exclusion_reasons.",
+    "cleaned_videos": "Per cine clip (its first frame): crop, darkness, include / exclusion_reasons.",
 }
 
 
