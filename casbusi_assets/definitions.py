@@ -12,6 +12,7 @@ import dagster as dg
 
 from casbusi_assets.cases import assets as cases
 from casbusi_assets.cleaning import assets as cleaning
+from casbusi_assets.cleaning import checks as cleaning_checks
 from casbusi_assets.cleaning.resources import CleaningSettings
 from casbusi_assets.export import assets as export
 from casbusi_assets.export.resources import ExportSettings
@@ -100,7 +101,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
 
 ASSET_MODULES = [ingest, pixels, cases, ocr, cleaning, export]
 # Per-batch asset checks, one module per stage beside its assets.py.
-CHECK_MODULES = [ingest_checks, pixels_checks, ocr_checks]
+CHECK_MODULES = [ingest_checks, pixels_checks, ocr_checks, cleaning_checks]
 
 
 def build_definitions(home: str | None = None) -> dg.Definitions:

@@ -13,6 +13,8 @@ EXPECTED_GROUPS = {
     "case_study_table": "cases",
     "breast_table": "cases",
     "ocr_table": "ocr",
+    "cleaned_images": "cleaning",
+    "cleaned_videos": "cleaning",
 }
 
 
@@ -70,6 +72,7 @@ EXPECTED_CHECKS = {
     ("video_table", "unique_sop_instance_uid"),
     ("ocr_table", "one_row_per_image_and_clip"),
     ("ocr_table", "unique_sop_instance_uid"),
+    ("cleaned_images", "included_images_have_crop_inside"),
 }
 
 
