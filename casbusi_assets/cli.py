@@ -4,6 +4,7 @@
     casbusi run-batch ZIP [--select a,b,c]
     casbusi sql "QUERY" [--csv]
     casbusi demo
+    casbusi export
     casbusi ui [--port P]
     casbusi delete-batch BATCH
     casbusi refresh-views
@@ -127,6 +128,20 @@ def cmd_demo(args: argparse.Namespace, home: HomeLayout) -> int:
     return run_demo(home, batches=args.batches, patients=args.patients, seed=args.seed, echo=_echo)
 
 
+def cmd_export(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets.export.assets import ExportRunError, run_export
+
+    try:
+        outcome = run_export(home, echo=_echo)
+    except ExportRunError as exc:
+        return _fail(str(exc))
+    _echo(f"export written to {outcome.export_dir} in {outcome.seconds:.1f} s")
+    for line in outcome.summary:
+        _echo(f"  {line}")
+    _echo(f"data card: {outcome.export_dir / 'README.md'}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, home: HomeLayout) -> int:
     from casbusi_assets.shared.processes import supervise
 
@@ -183,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=8)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "export", help="write a training export of every batch to <home>/exports/<export_id>/"
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this home")
     p.add_argument("--host", default="127.0.0.1")

@@ -86,4 +86,21 @@ def run_demo(
     echo(f"catalog: {home.catalog}")
     echo('try:     casbusi sql "SELECT kind, count(*) FROM dicom_catalog GROUP BY kind"')
     echo("UI:      make ui   then open http://127.0.0.1:3000 (asset graph, partitions, lineage)")
+    return _export(home, echo)
+
+
+def _export(home: HomeLayout, echo: Callable[[str], None]) -> int:
+    """The demo ends as a researcher's day does: with a training export of every batch."""
+    from casbusi_assets.export.assets import ExportRunError, run_export
+
+    echo("\n== training export (export_splits, every batch)")
+    try:
+        outcome = run_export(home, echo=echo)
+    except ExportRunError as exc:
+        echo(f"casbusi demo: {exc}")
+        return 1
+    echo(f"export:  {outcome.export_dir}  ({outcome.seconds:.1f} s)")
+    for line in outcome.summary:
+        echo(f"  {line}")
+    echo(f"data card: {outcome.export_dir / 'README.md'}   (again: casbusi export)")
     return 0

@@ -1,0 +1,292 @@
+"""What the export reads: every batch of the cleaned tables and their context, through DuckDB.
+
+One SQL query per kind (stills, clips, labels) over the catalog's views, so the cost of an export
+does not grow with a Python loop over batches; DuckDB does the joins and the cross-batch rules:
+
+- a SOPInstanceUID in several batches (a re-sent study) is exported once, from its earliest
+  batch (the later copies get `duplicate_of_batch`);
+- the case rows of a (patient, accession) re-sent in a later batch are taken from the latest
+  batch that has them (the most recent case information wins);
+- a labels archive with several versions of an image's label gives the latest version.
+
+Tables written by later stages are optional: without `cleaned_images` / `cleaned_videos` the
+export falls back to the decoded tables with the DICOM ultrasound region as crop (and says so);
+without `inpainted_images` it exports the original pixels; without `labels_archive` it exports
+no instance labels and no masks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from casbusi_assets.export.train_data import INSTANCE_COLUMNS
+from casbusi_assets.storage import warehouse
+from casbusi_assets.storage.home import HomeLayout
+
+
+class ExportInputError(RuntimeError):
+    """The warehouse lacks what an export needs; the message says what to materialise."""
+
+
+@dataclass
+class ExportInputs:
+    images: pd.DataFrame
+    videos: pd.DataFrame
+    sources: dict[str, str] = field(default_factory=dict)  # role -> table used (or why none)
+    batches: list[str] = field(default_factory=list)
+    labels_versions: list[str] = field(default_factory=list)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self.labels_versions)
+
+
+def _columns(home: HomeLayout, table: str) -> set[str]:
+    df = warehouse.query(home.catalog, home.warehouse, f"DESCRIBE {table}")
+    return set(df["column_name"])
+
+
+def _pick(cols: set[str], alias: str, name: str, fallback: str) -> str:
+    return f"{alias}.{name}" if name in cols else fallback
+
+
+def _case_ctes() -> str:
+    # Latest batch wins for case information re-sent in a later batch.
+    return """
+    study AS (
+        SELECT patient_id, accession_number, trustworthiness
+        FROM case_study_table
+        QUALIFY row_number() OVER (
+            PARTITION BY patient_id, accession_number ORDER BY batch_id DESC) = 1
+    ),
+    breast AS (
+        SELECT patient_id, accession_number, breast, has_malignant, has_benign, has_unknown,
+               lesion_count
+        FROM breast_table
+        QUALIFY row_number() OVER (
+            PARTITION BY patient_id, accession_number, breast ORDER BY batch_id DESC) = 1
+    )"""
+
+
+def _labels_cte(label_cols: set[str]) -> str:
+    flags = ", ".join(
+        col if col in label_cols else f"NULL::BOOLEAN AS {col}" for col in INSTANCE_COLUMNS.values()
+    )
+    mask = (
+        "mask_path AS label_mask_path"
+        if "mask_path" in label_cols
+        else "NULL::VARCHAR AS label_mask_path"
+    )
+    return f"""
+    labels AS (
+        SELECT sop_instance_uid, CAST(archive_version AS VARCHAR) AS labels_archive_version,
+               {mask}, {flags}
+        FROM labels_archive
+        QUALIFY row_number() OVER (
+            PARTITION BY sop_instance_uid ORDER BY archive_version DESC) = 1
+    )"""
+
+
+def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
+    if "cleaned_images" in present:
+        cols = _columns(home, "cleaned_images")
+        base = "cleaned_images"
+        source = "cleaned_images"
+    else:
+        cols = set()
+        base = "image_table"
+        source = (
+            "image_table (cleaned_images not materialised: no cleaning decisions, "
+            "DICOM region as crop)"
+        )
+    c = "c"
+    include = _pick(cols, c, "include", "(i.status = 'ok')")
+    reasons = _pick(cols, c, "exclusion_reasons", "NULL")
+    crop = {
+        "crop_x": _pick(cols, c, "crop_x", "i.region_x0"),
+        "crop_y": _pick(cols, c, "crop_y", "i.region_y0"),
+        "crop_w": _pick(cols, c, "crop_w", "i.region_x1 - i.region_x0 + 1"),
+        "crop_h": _pick(cols, c, "crop_h", "i.region_y1 - i.region_y0 + 1"),
+    }
+    ocr = "ocr_table" in present
+    lat_ocr = "o.laterality" if ocr else "NULL"
+    laterality = f"lower(coalesce({_pick(cols, c, 'laterality', 'NULL')}, {lat_ocr}))"
+    inpainted = "inpainted_images" in present
+    labels = "labels_archive" in present
+    label_cols = _columns(home, "labels_archive") if labels else set()
+    flag_select = ", ".join(
+        (f"l.{col}" if labels else f"NULL::BOOLEAN AS {col}") for col in INSTANCE_COLUMNS.values()
+    )
+    ctes = [_case_ctes()]
+    if labels:
+        ctes.append(_labels_cte(label_cols))
+    if base == "image_table":
+        from_clause = "image_table i"
+    else:
+        from_clause = (
+            "cleaned_images c JOIN image_table i "
+            "ON i.batch_id = c.batch_id AND i.sop_instance_uid = c.sop_instance_uid"
+        )
+    sql = f"""
+    WITH {", ".join(ctes)},
+    cand AS (
+        SELECT i.batch_id, i.sop_instance_uid, i.study_instance_uid,
+               i.patient_id, i.accession_number, i.member_path, i.image_path,
+               {include} AS include, {reasons} AS exclusion_reasons,
+               {crop["crop_x"]} AS crop_x, {crop["crop_y"]} AS crop_y,
+               {crop["crop_w"]} AS crop_w, {crop["crop_h"]} AS crop_h,
+               {laterality} AS laterality,
+               {_pick(cols, c, "label_cat", "NULL")} AS label_cat,
+               {_pick(cols, c, "has_calipers", "NULL")} AS has_calipers,
+               {"p.inpainted_path" if inpainted else "NULL"} AS inpainted_path,
+               d.file_sha256 AS dicom_file_sha256, d.pixel_sha256 AS dicom_pixel_sha256,
+               {"l.labels_archive_version" if labels else "NULL"} AS labels_archive_version,
+               {"l.label_mask_path" if labels else "NULL"} AS label_mask_path,
+               {"l.sop_instance_uid IS NOT NULL" if labels else "false"} AS has_instance_label,
+               {flag_select},
+               min(i.batch_id) OVER (PARTITION BY i.sop_instance_uid) AS first_batch
+        FROM {from_clause}
+        LEFT JOIN dicom_catalog d
+               ON d.batch_id = i.batch_id AND d.member_path = i.member_path
+        {"LEFT JOIN ocr_table o ON o.batch_id = i.batch_id AND o.sop_instance_uid = i.sop_instance_uid AND o.source = 'image'" if ocr else ""}
+        {"LEFT JOIN inpainted_images p ON p.batch_id = i.batch_id AND p.sop_instance_uid = i.sop_instance_uid" if inpainted else ""}
+        {"LEFT JOIN labels l ON l.sop_instance_uid = i.sop_instance_uid" if labels else ""}
+    )
+    SELECT cand.*,
+           CASE WHEN cand.batch_id <> cand.first_batch THEN cand.first_batch END
+               AS duplicate_of_batch,
+           upper(cand.laterality) AS breast,
+           s.trustworthiness,
+           b.patient_id IS NOT NULL AS has_case,
+           b.has_malignant, b.has_benign, b.has_unknown, b.lesion_count
+    FROM cand
+    LEFT JOIN study s USING (patient_id, accession_number)
+    LEFT JOIN breast b
+           ON b.patient_id = cand.patient_id AND b.accession_number = cand.accession_number
+          AND b.breast = upper(cand.laterality)
+    ORDER BY cand.batch_id, cand.sop_instance_uid
+    """
+    return sql, source
+
+
+def _video_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
+    cleaned = "cleaned_videos" in present
+    cols = _columns(home, "cleaned_videos") if cleaned else set()
+    source = (
+        "cleaned_videos"
+        if cleaned
+        else "video_table (cleaned_videos not materialised: DICOM region as crop)"
+    )
+    c = "c" if cleaned else "v"
+    include = _pick(cols, c, "include", "(v.status = 'ok')")
+    ocr = "ocr_table" in present
+    laterality = (
+        f"lower(coalesce({_pick(cols, c, 'laterality', 'NULL')}, "
+        f"{'o.laterality' if ocr else 'NULL'}))"
+    )
+    sql = f"""
+    WITH {_case_ctes()},
+    cand AS (
+        SELECT v.batch_id, v.sop_instance_uid, v.study_instance_uid,
+               v.patient_id, v.accession_number, v.member_path, v.frames_dir,
+               v.saved_frame_indices,
+               {include} AS include, {_pick(cols, c, "exclusion_reasons", "NULL")}
+                   AS exclusion_reasons,
+               {_pick(cols, c, "crop_x", "v.region_x0")} AS crop_x,
+               {_pick(cols, c, "crop_y", "v.region_y0")} AS crop_y,
+               {_pick(cols, c, "crop_w", "v.region_x1 - v.region_x0 + 1")} AS crop_w,
+               {_pick(cols, c, "crop_h", "v.region_y1 - v.region_y0 + 1")} AS crop_h,
+               {laterality} AS laterality,
+               d.file_sha256 AS dicom_file_sha256, d.pixel_sha256 AS dicom_pixel_sha256,
+               min(v.batch_id) OVER (PARTITION BY v.sop_instance_uid) AS first_batch
+        FROM {"cleaned_videos c JOIN video_table v ON v.batch_id = c.batch_id AND v.sop_instance_uid = c.sop_instance_uid" if cleaned else "video_table v"}
+        LEFT JOIN dicom_catalog d
+               ON d.batch_id = v.batch_id AND d.member_path = v.member_path
+        {"LEFT JOIN ocr_table o ON o.batch_id = v.batch_id AND o.sop_instance_uid = v.sop_instance_uid AND o.source = 'video'" if ocr else ""}
+    )
+    SELECT cand.*,
+           CASE WHEN cand.batch_id <> cand.first_batch THEN cand.first_batch END
+               AS duplicate_of_batch,
+           upper(cand.laterality) AS breast,
+           s.trustworthiness,
+           b.patient_id IS NOT NULL AS has_case,
+           b.has_malignant, b.has_benign, b.has_unknown, b.lesion_count
+    FROM cand
+    LEFT JOIN study s USING (patient_id, accession_number)
+    LEFT JOIN breast b
+           ON b.patient_id = cand.patient_id AND b.accession_number = cand.accession_number
+          AND b.breast = upper(cand.laterality)
+    ORDER BY cand.batch_id, cand.sop_instance_uid
+    """
+    return sql, source
+
+
+def _resolve(home: HomeLayout, value: object) -> str | None:
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    path = Path(str(value))
+    return str(path if path.is_absolute() else home.root / path)
+
+
+def load_inputs(home: HomeLayout) -> ExportInputs:
+    """Every batch's candidates for the export, with the context each filter needs."""
+    present = set(warehouse.tables_present(home.warehouse))
+    needed = {"image_table", "dicom_catalog", "case_study_table", "breast_table"}
+    missing = sorted(needed - present)
+    if missing:
+        raise ExportInputError(
+            f"nothing to export yet: the warehouse has no {', '.join(missing)} "
+            "(ingest a batch first: `casbusi run-batch ZIP` or `casbusi demo`)"
+        )
+    sql, image_source = _image_sql(present, home)
+    images = warehouse.query(home.catalog, home.warehouse, sql)
+    images["inpainted_path"] = [_resolve(home, v) for v in images["inpainted_path"]]
+    images["label_mask_path"] = [_resolve(home, v) for v in images["label_mask_path"]]
+    images["image_path"] = [_resolve(home, v) for v in images["image_path"]]
+
+    if "video_table" in present:
+        vsql, video_source = _video_sql(present, home)
+        videos = warehouse.query(home.catalog, home.warehouse, vsql)
+        videos["frames_dir"] = [_resolve(home, v) for v in videos["frames_dir"]]
+    else:
+        videos, video_source = pd.DataFrame(), "none (no video_table)"
+
+    versions: list[str] = []
+    if "labels_archive" in present:
+        v = warehouse.query(
+            home.catalog,
+            home.warehouse,
+            "SELECT DISTINCT CAST(archive_version AS VARCHAR) AS v FROM labels_archive "
+            "WHERE archive_version IS NOT NULL ORDER BY 1",
+        )
+        versions = [str(x) for x in v["v"]]
+    batches = warehouse.query(
+        home.catalog,
+        home.warehouse,
+        "SELECT DISTINCT batch_id FROM image_table ORDER BY batch_id",
+    )["batch_id"].tolist()
+    sources = {
+        "images": image_source,
+        "videos": video_source,
+        "inpainting": "inpainted_images" if "inpainted_images" in present else "none",
+        "labels": "labels_archive" if versions else "none",
+    }
+    return ExportInputs(images, videos, sources, [str(b) for b in batches], versions)
+
+
+def relative_to_home(home_root: Path, path: str | None) -> str | None:
+    """A source path relative to the home (stable when the home moves), absolute outside it."""
+    if not path:
+        return None
+    try:
+        return (
+            Path(os.path.relpath(path, home_root)).as_posix()
+            if Path(path).is_relative_to(home_root)
+            else path
+        )
+    except ValueError:
+        return path
