@@ -73,21 +73,30 @@ def _case_ctes() -> str:
 
 
 def _labels_cte(label_cols: set[str]) -> str:
+    """The newest usable label of each image. Rows the labelling stage marks unusable (status
+    other than ok / exam_discarded) are skipped; ties within a version go to the latest update,
+    then the last line of the export file, so the choice is deterministic."""
     flags = ", ".join(
         col if col in label_cols else f"NULL::BOOLEAN AS {col}" for col in INSTANCE_COLUMNS.values()
     )
-    mask = (
-        "mask_path AS label_mask_path"
-        if "mask_path" in label_cols
-        else "NULL::VARCHAR AS label_mask_path"
-    )
+    if "mask_path" not in label_cols:
+        mask = "NULL::VARCHAR AS label_mask_path"
+    elif "mask_status" in label_cols:
+        mask = "CASE WHEN mask_status = 'ok' THEN mask_path END AS label_mask_path"
+    else:
+        mask = "mask_path AS label_mask_path"
+    usable = "AND status IN ('ok', 'exam_discarded')" if "status" in label_cols else ""
+    order = ["archive_version DESC"] + [
+        f"{c} DESC NULLS LAST" for c in ("updated_at", "source_line") if c in label_cols
+    ]
     return f"""
     labels AS (
         SELECT sop_instance_uid, CAST(archive_version AS VARCHAR) AS labels_archive_version,
                {mask}, {flags}
         FROM labels_archive
+        WHERE sop_instance_uid IS NOT NULL {usable}
         QUALIFY row_number() OVER (
-            PARTITION BY sop_instance_uid ORDER BY archive_version DESC) = 1
+            PARTITION BY sop_instance_uid ORDER BY {", ".join(order)}) = 1
     )"""
 
 
@@ -261,7 +270,7 @@ def load_inputs(home: HomeLayout) -> ExportInputs:
             home.catalog,
             home.warehouse,
             "SELECT DISTINCT CAST(archive_version AS VARCHAR) AS v FROM labels_archive "
-            "WHERE archive_version IS NOT NULL ORDER BY 1",
+            "WHERE archive_version IS NOT NULL AND sop_instance_uid IS NOT NULL ORDER BY 1",
         )
         versions = [str(x) for x in v["v"]]
     batches = warehouse.query(
