@@ -267,6 +267,71 @@ CLEANED_VIDEOS = pa.schema(
     ]
 )
 
+# labelbox_crops: what was sent to the labelling tool for each included image of a batch.
+LABELBOX_CROPS = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("global_key", STR),  # the data row's key in Labelbox: prefix + SOPInstanceUID
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("laterality", STR),
+        ("orientation", STR),
+        ("label_cat", STR),
+        ("source_path", STR),  # the PNG the crop was cut from (inpainted copy or original)
+        ("original_path", STR),  # the uncropped capture (sent as an attachment)
+        ("crop_path", STR),  # files/labelbox_crops/<batch>/<sop>.png
+        ("crop_x", I64),  # the crop box in original pixels (masks are projected back with it)
+        ("crop_y", I64),
+        ("crop_w", I64),
+        ("crop_h", I64),
+        ("image_width", I64),  # the original's size
+        ("image_height", I64),
+        ("inpainted", BOOL),  # cut from the caliper-free copy
+        ("upload_status", STR),  # created | updated | outbox | failed | skipped
+        ("upload_error", STR),
+        ("data_row_id", STR),  # Labelbox's id (online)
+        ("labelling_batch", STR),  # the Labelbox batch the row was queued in
+    ]
+)
+
+# labels_archive: every retrieval of labels is a version (archive_version); stored per batch of the
+# labelled image (batch_id; folder `_unmatched` for rows no image matches), all versions kept.
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+LABELS_ARCHIVE = pa.schema(
+    [
+        ("batch_id", STR),
+        ("archive_version", STR),  # lv-<UTC time>-<content hash>: one per retrieval
+        ("retrieved_at", _TIMESTAMP),
+        ("source_line", I64),  # line of the export file
+        ("status", STR),  # ok | unlabeled | unknown_global_key | malformed | exam_discarded
+        ("error", STR),
+        ("global_key", STR),
+        ("sop_instance_uid", STR),
+        ("patient_id", STR),
+        ("accession_number", STR),
+        ("data_row_id", STR),
+        ("project_id", STR),
+        ("label_id", STR),
+        ("labeler", STR),
+        ("created_at", _TIMESTAMP),
+        ("updated_at", _TIMESTAMP),
+        ("workflow_status", STR),  # e.g. IN_REVIEW, DONE
+        ("mask_path", STR),  # 0/255 PNG in the original image's geometry
+        ("mask_status", STR),  # ok | none | missing (mask_error says why)
+        ("mask_error", STR),
+        ("mask_objects", STR),  # JSON: each mask object, its kind, id and status
+        ("objects", STR),  # JSON: boxes / polygons / lines / points, in original pixels
+        ("classifications", STR),  # JSON: classification name -> answer (list for checklists)
+        ("reject_image", BOOL),
+        ("only_normal_tissue", BOOL),
+        ("cyst_lesion_present", BOOL),
+        ("benign_lesion_present", BOOL),
+        ("malignant_lesion_present", BOOL),
+        ("discard_entire_exam", BOOL),  # set on every image of the exam
+    ]
+)
+
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "dicom_catalog": DICOM_CATALOG,
     "image_table": IMAGE_TABLE,
@@ -277,6 +342,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "ocr_table": OCR_TABLE,
     "cleaned_images": CLEANED_IMAGES,
     "cleaned_videos": CLEANED_VIDEOS,
+    "labelbox_crops": LABELBOX_CROPS,
+    "labels_archive": LABELS_ARCHIVE,
 }
 
 TABLE_DESCRIPTIONS: dict[str, str] = {
@@ -289,6 +356,9 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "ocr_table": "Burned-in annotation text of each image / clip, parsed into fields.",
     "cleaned_images": "Per still image: the cleaning measures and include / exclusion_reasons.",
     "cleaned_videos": "Per cine clip (its first frame): crop, darkness, include / exclusion_reasons.",
+    "labelbox_crops": "Per included image of a batch: its crop file, crop box and upload outcome.",
+    "labels_archive": "Labels of every retrieval (archive_version), none overwritten; masks in "
+    "the original geometry.",
 }
 
 
