@@ -16,6 +16,7 @@ from casbusi_assets.cleaning import checks as cleaning_checks
 from casbusi_assets.cleaning.resources import CleaningSettings
 from casbusi_assets.export import assets as export
 from casbusi_assets.export.resources import ExportSettings
+from casbusi_assets.export.sensors import export_after_batches_sensor
 from casbusi_assets.ingest import assets as ingest
 from casbusi_assets.ingest import checks as ingest_checks
 from casbusi_assets.ingest.resources import CaseCsvSource, InboxSettings, IngestSettings
@@ -110,7 +111,7 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
         assets=[*dg.load_assets_from_modules(ASSET_MODULES), ingest.inbox_zip],
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
         jobs=[batch_job, export_job],
-        sensors=[inbox_sensor],
+        sensors=[inbox_sensor, export_after_batches_sensor],
         resources=build_resources(home),
         loggers={"console": compact_console_logger},
     )

@@ -54,3 +54,32 @@ def test_export_is_its_own_job_and_not_in_the_batch_job(tmp_path):
     node = defs.resolve_asset_graph().get(dg.AssetKey("export_splits"))
     assert node.partitions_def is None and node.group_name == "export"
     assert dg.AssetKey("image_table") in node.parent_keys
+
+
+def test_the_sensor_exports_after_the_last_active_batch_run(tmp_path):
+    from casbusi_assets.export.sensors import export_after_batches_sensor
+
+    defs = build_definitions(str(tmp_path))
+    job = defs.resolve_job_def("batch_job")
+    with dg.instance_for_test() as instance:
+        done = instance.create_run_for_job(job, status=dg.DagsterRunStatus.SUCCESS)
+        running = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
+        event = dg.DagsterEvent(
+            event_type_value="PIPELINE_SUCCESS", job_name=job.name, message="ok"
+        )
+
+        def evaluate():
+            ctx = dg.build_run_status_sensor_context(
+                sensor_name="export_after_batches_sensor",
+                dagster_event=event,
+                dagster_instance=instance,
+                dagster_run=done,
+            )
+            return export_after_batches_sensor(ctx)
+
+        assert isinstance(evaluate(), dg.SkipReason)
+        instance.report_run_failed(running)  # the other batch run is over now
+        request = evaluate()
+        assert isinstance(request, dg.RunRequest) and done.run_id in request.run_key
+    sensor = defs.resolve_sensor_def("export_after_batches_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
