@@ -21,6 +21,9 @@ from casbusi_assets.ingest import assets as ingest
 from casbusi_assets.ingest import checks as ingest_checks
 from casbusi_assets.ingest.resources import CaseCsvSource, InboxSettings, IngestSettings
 from casbusi_assets.ingest.sensors import inbox_sensor
+from casbusi_assets.inpainting import assets as inpainting
+from casbusi_assets.inpainting import checks as inpainting_checks
+from casbusi_assets.inpainting.resources import DEFAULT_MODEL_PATH, InpaintSettings
 from casbusi_assets.jobs import batch_job, export_job
 from casbusi_assets.loggers import compact_console_logger
 from casbusi_assets.ocr import assets as ocr
@@ -78,6 +81,11 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             orientation_min_confidence=float(_env("CASBUSI_ORIENTATION_MIN_CONFIDENCE", "-1")),
             orientation_model_path=_env("CASBUSI_ORIENTATION_MODEL", ""),
         ),
+        "inpaint_settings": InpaintSettings(
+            method=_env("CASBUSI_INPAINT_METHOD", "ns"),
+            radius=float(_env("CASBUSI_INPAINT_RADIUS", "3")),
+            model_path=_env("CASBUSI_INPAINT_MODEL", DEFAULT_MODEL_PATH),
+        ),
         "inbox_settings": InboxSettings(
             settle_seconds=float(_env("CASBUSI_INBOX_SETTLE_SECONDS", "10"))
         ),
@@ -100,9 +108,9 @@ def build_resources(home: str | None = None) -> dict[str, object]:
     }
 
 
-ASSET_MODULES = [ingest, pixels, cases, ocr, cleaning, export]
+ASSET_MODULES = [ingest, pixels, cases, ocr, cleaning, inpainting, export]
 # Per-batch asset checks, one module per stage beside its assets.py.
-CHECK_MODULES = [ingest_checks, pixels_checks, ocr_checks, cleaning_checks]
+CHECK_MODULES = [ingest_checks, pixels_checks, ocr_checks, cleaning_checks, inpainting_checks]
 
 
 def build_definitions(home: str | None = None) -> dg.Definitions:

@@ -54,3 +54,24 @@ def contact_sheet(
     ok, buf = cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 70])
     b64 = base64.b64encode(buf.tobytes()).decode() if ok else ""
     return dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{b64})")
+
+
+def embedded_png(image, alt: str = "preview", max_bytes: int = 100_000) -> dg.MetadataValue:
+    """An RGB uint8 array as a PNG inline in markdown, halved until it fits in `max_bytes`
+    (stored in the event log with every materialisation, so it must stay small)."""
+    import base64
+
+    import cv2
+
+    if image is None:
+        return dg.MetadataValue.md("_no images_")
+    img = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    while True:
+        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            return dg.MetadataValue.md("_preview could not be encoded_")
+        if buf.size <= max_bytes or min(img.shape[:2]) < 32:
+            break
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    b64 = base64.b64encode(buf.tobytes()).decode()
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{b64})")

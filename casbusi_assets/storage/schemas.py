@@ -267,6 +267,25 @@ CLEANED_VIDEOS = pa.schema(
     ]
 )
 
+# inpainted_images: caliper masks and caliper-free copies (new files; originals untouched).
+INPAINTED_IMAGES = pa.schema(
+    [
+        ("batch_id", STR),
+        ("sop_instance_uid", STR),
+        ("image_path", STR),  # the original (image_table's PNG), only read
+        ("mask_path", STR),  # files/inpainted_images/<batch>/masks/<sop>.png (255 = inpainted)
+        ("inpainted_path", STR),  # files/inpainted_images/<batch>/images/<sop>.png
+        ("n_calipers", I64),  # caliper boxes of cleaned_images
+        ("n_lines", I64),  # measurement lines found between paired marks and masked
+        ("n_box_fallback", I64),  # boxes with no visible stroke, masked whole
+        ("mask_pixels", I64),
+        ("method", STR),  # ns | telea | learned
+        ("inpaint_ms", F64),  # mask refinement + inpainting of this image
+        ("status", STR),  # ok | no_boxes | failed
+        ("error", STR),
+    ]
+)
+
 # labelbox_crops: what was sent to the labelling tool for each included image of a batch.
 LABELBOX_CROPS = pa.schema(
     [
@@ -342,6 +361,7 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "ocr_table": OCR_TABLE,
     "cleaned_images": CLEANED_IMAGES,
     "cleaned_videos": CLEANED_VIDEOS,
+    "inpainted_images": INPAINTED_IMAGES,
     "labelbox_crops": LABELBOX_CROPS,
     "labels_archive": LABELS_ARCHIVE,
 }
@@ -356,6 +376,7 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "ocr_table": "Burned-in annotation text of each image / clip, parsed into fields.",
     "cleaned_images": "Per still image: the cleaning measures and include / exclusion_reasons.",
     "cleaned_videos": "Per cine clip (its first frame): crop, darkness, include / exclusion_reasons.",
+    "inpainted_images": "Per included image with calipers: its caliper mask and caliper-free copy.",
     "labelbox_crops": "Per included image of a batch: its crop file, crop box and upload outcome.",
     "labels_archive": "Labels of every retrieval (archive_version), none overwritten; masks in "
     "the original geometry.",
