@@ -32,6 +32,8 @@ _UPSTREAM = [
     "ocr_table",
     "case_study_table",
     "breast_table",
+    "cleaned_images",
+    "cleaned_videos",
 ]
 
 _CHECKS = [

@@ -59,7 +59,12 @@ def _has_crop(df: pd.DataFrame) -> pd.Series:
     ok = pd.Series(True, index=df.index)
     for p in parts:
         ok &= p.notna()
-    return ok & (parts[2] > 0) & (parts[3] > 0)
+    ok &= (parts[2] > 0) & (parts[3] > 0)
+    # A box that misses the image entirely (when its size is known) is no crop either.
+    width, height = _num(df, "image_w"), _num(df, "image_h")
+    misses = (parts[0] >= width) | (parts[1] >= height) | (parts[0] + parts[2] <= 0)
+    misses |= parts[1] + parts[3] <= 0
+    return ok & ~misses.fillna(False)
 
 
 def _outside_aspect(df: pd.DataFrame, c: ExportConfig) -> pd.Series:
@@ -104,7 +109,7 @@ FILTERS: tuple[ExportFilter, ...] = (
     ),
     ExportFilter(
         "no_crop",
-        "no ultrasound-field crop box",
+        "no ultrasound-field crop box, or one outside the image",
         ("image", "video"),
         lambda c: True,
         lambda df, c: ~_has_crop(df),

@@ -140,11 +140,14 @@ def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
             "cleaned_images c JOIN image_table i "
             "ON i.batch_id = c.batch_id AND i.sop_instance_uid = c.sop_instance_uid"
         )
+    icols = _columns(home, "image_table")
+    size, size_h = _pick(icols, "i", "columns", "NULL"), _pick(icols, "i", "rows", "NULL")
     sql = f"""
     WITH {", ".join(ctes)},
     cand AS (
         SELECT i.batch_id, i.sop_instance_uid, i.study_instance_uid,
                i.patient_id, i.accession_number, i.member_path, i.image_path,
+               {size} AS image_w, {size_h} AS image_h,
                {include} AS include, {reasons} AS exclusion_reasons,
                {crop["crop_x"]} AS crop_x, {crop["crop_y"]} AS crop_y,
                {crop["crop_w"]} AS crop_w, {crop["crop_h"]} AS crop_h,
@@ -197,12 +200,14 @@ def _video_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
         f"lower(coalesce({_pick(cols, c, 'laterality', 'NULL')}, "
         f"{'o.laterality' if ocr else 'NULL'}))"
     )
+    vcols = _columns(home, "video_table")
+    size, size_h = _pick(vcols, "v", "columns", "NULL"), _pick(vcols, "v", "rows", "NULL")
     sql = f"""
     WITH {_case_ctes()},
     cand AS (
         SELECT v.batch_id, v.sop_instance_uid, v.study_instance_uid,
                v.patient_id, v.accession_number, v.member_path, v.frames_dir,
-               v.saved_frame_indices,
+               v.saved_frame_indices, {size} AS image_w, {size_h} AS image_h,
                {include} AS include, {_pick(cols, c, "exclusion_reasons", "NULL")}
                    AS exclusion_reasons,
                {_pick(cols, c, "crop_x", "v.region_x0")} AS crop_x,

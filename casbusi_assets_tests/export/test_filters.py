@@ -37,6 +37,7 @@ CASES = {
     "unknown_laterality": {"laterality": "unknown"},
     "no_case_record": {"has_case": False},
     "no_crop": {"crop_w": None},
+    "no_crop_outside": {"crop_x": 900, "image_w": 800, "image_h": 600},
     "trust_ceiling": {"trustworthiness": 3},
     "crop_aspect_ratio": {"crop_w": 1300, "crop_h": 300},
     "crop_too_small": {"crop_w": 199, "crop_h": 150},
@@ -56,9 +57,11 @@ def test_each_filter_stops_its_case_and_nothing_else():
     config = ExportConfig(only_one_lesion=True)
     out = apply_filters(_frame(), config, "image")
     assert out["export_reason"].iloc[0] is None
-    assert list(out["export_reason"].iloc[1:]) == list(CASES)
+    expected = [c.replace("_outside", "") for c in CASES]
+    assert list(out["export_reason"].iloc[1:]) == expected
     counts = {f["code"]: f["removed"] for f in filter_counts(out, config, "image")}
-    assert all(counts[c] == 1 for c in CASES if c != "cleaning")
+    assert counts["no_crop"] == 2
+    assert all(counts[c] == 1 for c in CASES if c not in ("cleaning", "no_crop", "no_crop_outside"))
     assert cleaning_reason_counts(out) == {"dark": 1, "multi_region": 1}
     assert set(counts) <= set(FILTER_CODES)
 
@@ -84,7 +87,9 @@ def test_configurable_filters_can_be_turned_off():
     }
     reasons = dict(zip(list(CASES), out["export_reason"].iloc[1:], strict=True))
     assert all(reasons[c] is None for c in off)
-    assert all(reasons[c] == c for c in CASES if c not in off | {"cleaning"})
+    assert all(
+        reasons[c] == c.replace("_outside", "") for c in CASES if c not in off | {"cleaning"}
+    )
     enabled = {f["code"]: f["enabled"] for f in filter_counts(out, config, "image")}
     assert not any(enabled[c] for c in off)
 
