@@ -8,6 +8,7 @@
     casbusi ui [--port P]
     casbusi delete-batch BATCH
     casbusi refresh-views
+    casbusi labels import EXPORT.ndjson [--masks DIR]
 
 `--home DIR` (before the command) or $CASBUSI_HOME chooses the home folder.
 """
@@ -122,6 +123,15 @@ def cmd_refresh_views(args: argparse.Namespace, home: HomeLayout) -> int:
     return 0
 
 
+def cmd_labels_import(args: argparse.Namespace, home: HomeLayout) -> int:
+    from casbusi_assets.definitions import build_definitions
+    from casbusi_assets.labelling.assets import import_labels
+
+    masks = Path(args.masks) if args.masks else None
+    defs = build_definitions(str(home.root))
+    return import_labels(home, Path(args.export), masks, defs, echo=_echo, fail=_fail)
+
+
 def cmd_demo(args: argparse.Namespace, home: HomeLayout) -> int:
     from casbusi_assets.demo import run_demo
 
@@ -215,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("refresh-views", help="recreate the DuckDB views (e.g. after moving home)")
     p.set_defaults(func=cmd_refresh_views)
+
+    labels = sub.add_parser("labels", help="labels from Labelbox").add_subparsers(
+        dest="labels_command", required=True
+    )
+    p = labels.add_parser("import", help="archive a Labelbox export (NDJSON) as a labels version")
+    p.add_argument("export", help="the export file (one data row per line)")
+    p.add_argument("--masks", help="folder of mask PNGs named <feature_id>.png / <mask id>.png")
+    p.set_defaults(func=cmd_labels_import)
     return parser
 
 

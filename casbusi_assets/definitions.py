@@ -25,6 +25,10 @@ from casbusi_assets.inpainting import assets as inpainting
 from casbusi_assets.inpainting import checks as inpainting_checks
 from casbusi_assets.inpainting.resources import DEFAULT_MODEL_PATH, InpaintSettings
 from casbusi_assets.jobs import batch_job, export_job
+from casbusi_assets.labelling import assets as labelling
+from casbusi_assets.labelling.io_manager import LabelsArchiveIOManager
+from casbusi_assets.labelling.resources import LabelboxResource
+from casbusi_assets.labelling.sensors import labels_inbox_sensor
 from casbusi_assets.loggers import compact_console_logger
 from casbusi_assets.ocr import assets as ocr
 from casbusi_assets.ocr import checks as ocr_checks
@@ -41,12 +45,26 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def _env_var(name: str) -> str | dg.EnvVar:
+    """A secret or id as an EnvVar (resolved at run time, shown by name in the UI) when it is
+    set, else empty: an EnvVar of an unset variable fails every run, and unset means offline."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
 def build_resources(home: str | None = None) -> dict[str, object]:
     """The resources of a deployment, from the environment; `home` overrides $CASBUSI_HOME."""
     home = home if home is not None else _env("CASBUSI_HOME", "")
     return {
         "casbusi_home": CasbusiHome(home=home),
         "warehouse_io_manager": WarehouseIOManager(home=home),
+        "labels_archive_io_manager": LabelsArchiveIOManager(home=home),
+        "labelbox": LabelboxResource(
+            api_key=_env_var("LABELBOX_API_KEY"),
+            project_id=_env_var("LABELBOX_PROJECT_ID"),
+            dataset_id=_env_var("LABELBOX_DATASET_ID"),
+            mode=_env("CASBUSI_LABELBOX_MODE", "auto"),
+            task_timeout_seconds=float(_env("CASBUSI_LABELBOX_TIMEOUT", "600")),
+        ),
         "ingest_settings": IngestSettings(
             workers=int(_env("CASBUSI_WORKERS", "2")),
             max_member_mb=float(_env("CASBUSI_MAX_MEMBER_MB", "4096")),
@@ -108,7 +126,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
     }
 
 
-ASSET_MODULES = [ingest, pixels, cases, ocr, cleaning, inpainting, export]
+ASSET_MODULES = [ingest, pixels, cases, ocr, cleaning, inpainting, labelling, export]
 # Per-batch asset checks, one module per stage beside its assets.py.
 CHECK_MODULES = [ingest_checks, pixels_checks, ocr_checks, cleaning_checks, inpainting_checks]
 
@@ -118,8 +136,8 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*dg.load_assets_from_modules(ASSET_MODULES), ingest.inbox_zip],
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
-        jobs=[batch_job, export_job],
-        sensors=[inbox_sensor, export_after_batches_sensor],
+        jobs=[batch_job, export_job, labelling.labels_import_job, labelling.labels_sync_job],
+        sensors=[inbox_sensor, export_after_batches_sensor, labels_inbox_sensor],
         resources=build_resources(home),
         loggers={"console": compact_console_logger},
     )

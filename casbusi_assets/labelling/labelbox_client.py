@@ -456,7 +456,9 @@ class LabelboxBackend:
                 json.dumps(o.json, sort_keys=True)
                 for o in task.get_buffered_stream(stream_type=lb.StreamType.ERRORS)
             ]
-            dest.with_suffix(".errors.ndjson").write_text("\n".join(errors) + "\n")
+            # Not *.ndjson: the labels inbox sensor must not take the errors for an export.
+            errors_path = dest.parent / f"{dest.name.split('.')[0]}.export-errors.jsonl"
+            errors_path.write_text("\n".join(errors) + "\n")
         return n
 
     def fetch_mask(self, url: str) -> bytes:

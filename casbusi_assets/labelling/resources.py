@@ -34,6 +34,10 @@ class LabelboxResource(dg.ConfigurableResource):
     task_timeout_seconds: float = Field(default=600.0, description="Longest wait for a task")
     max_attempts: int = Field(default=5, description="Tries for rate-limited / refused calls")
 
+    def __repr_args__(self):  # the resolved key must not reach a log line through repr()
+        for name, value in super().__repr_args__():
+            yield name, ("<redacted>" if name == "api_key" and value else value)
+
     def resolved_mode(self) -> str:
         if self.mode not in MODES:
             raise LabellingSetupError(

@@ -212,3 +212,44 @@ def test_labels_inbox_sensor_snapshots_and_requests_one_run_per_export(world, tm
 def test_an_unknown_mode_is_a_clear_error(mode):
     with pytest.raises(Exception, match="mode must be one of"):
         LabelboxResource(mode=mode).resolved_mode()
+
+
+def test_casbusi_labels_import_command(world, monkeypatch, capsys):
+    from casbusi_assets import cli
+
+    home = world["home"]
+    monkeypatch.setenv("CASBUSI_HOME", str(home.root))
+    monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
+    monkeypatch.delenv("LABELBOX_API_KEY", raising=False)
+    materialize_crops(world, OFFLINE)
+    export, masks = _export_with_mask(
+        home.root.parent / "drop", [export_line("casbusi-1.2.0", "dr1", 100, 80), "[1, 2]"]
+    )
+    code = cli.main(
+        ["--home", str(home.root), "labels", "import", str(export), "--masks", str(masks)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "1 malformed line(s)" in err and "export.ndjson line 2: not a JSON object" in err
+    assert "rows archived" in out
+    assert (
+        cli.main(["--home", str(home.root), "labels", "import", str(home.root / "nope.ndjson")])
+        == 1
+    )
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_labels_sync_job_pulls_the_export_into_the_inbox(world, fake_sdk):
+    from casbusi_assets.labelling.assets import labels_sync_job
+    from casbusi_assets.labelling.offline import scan_labels_inbox
+
+    home = world["home"]
+    fake_sdk.export_lines = [export_line("casbusi-1.2.0", "dr1", 100, 80)]
+    result = labels_sync_job.execute_in_process(
+        resources={"casbusi_home": CasbusiHome(home=str(home.root)), "labelbox": _online(fake_sdk)}
+    )
+    path = Path(result.output_for_node("pull_labelbox_export"))
+    assert path.parent == labelbox_paths(home.root).inbox and path.suffix == ".ndjson"
+    assert json.loads(path.read_text()) == fake_sdk.export_lines[0]
+    ready, _ = scan_labels_inbox(path.parent, {}, settle_seconds=0)
+    assert [r.path for r in ready] == [path]  # only the complete export, no .part left
