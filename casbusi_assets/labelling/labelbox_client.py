@@ -22,6 +22,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ EXPORT_PARAMS = {
 }
 LOOKUP_CHUNK = 1000  # keys per get_data_row_ids_for_global_keys job: keeps each job small
 DUPLICATE_KEY = "duplicate global key"
+UPLOAD_THREADS = 8  # uncropped captures uploaded at once (network bound)
 
 
 def redact(text: str, secret: str) -> str:
@@ -349,12 +351,22 @@ class LabelboxBackend:
             result.batch_action = "none"
             return result
         self._ensure_metadata_schema({n for r in to_send for n in r.metadata})
-        urls = {
-            r.global_key: self._call(
-                self.client().upload_file, r.original_path, what="uploading an uncropped capture"
+        client = self.client()
+
+        def upload_original(row: DataRowSpec) -> str:
+            return self._call(
+                client.upload_file, row.original_path, what="uploading an uncropped capture"
             )
-            for r in to_send
-        }
+
+        # The SDK uploads row_data files in its own thread pool; the attachments are ours.
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            urls = dict(
+                zip(
+                    [r.global_key for r in to_send],
+                    pool.map(upload_original, to_send),
+                    strict=True,
+                )
+            )
         items = build_upsert_items(to_send, existing=found, attachment_values=urls)
         task = self._call(dataset.upsert_data_rows, items, what="data row upsert")
         self._wait(task, "data row upsert")
