@@ -28,7 +28,7 @@ from casbusi_assets.jobs import batch_job, export_job
 from casbusi_assets.labelling import assets as labelling
 from casbusi_assets.labelling.io_manager import LabelsArchiveIOManager
 from casbusi_assets.labelling.resources import LabelboxResource
-from casbusi_assets.labelling.sensors import labels_inbox_sensor
+from casbusi_assets.labelling.sensors import labels_inbox_sensor, labels_sync_schedule
 from casbusi_assets.loggers import compact_console_logger
 from casbusi_assets.ocr import assets as ocr
 from casbusi_assets.ocr import checks as ocr_checks
@@ -138,6 +138,7 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES),
         jobs=[batch_job, export_job, labelling.labels_import_job, labelling.labels_sync_job],
         sensors=[inbox_sensor, export_after_batches_sensor, labels_inbox_sensor],
+        schedules=[labels_sync_schedule],
         resources=build_resources(home),
         loggers={"console": compact_console_logger},
     )

@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from casbusi_assets.ingest.resources import InboxSettings
-from casbusi_assets.labelling.assets import labels_import_job, labels_versions
+from casbusi_assets.labelling.assets import labels_import_job, labels_sync_job, labels_versions
 from casbusi_assets.labelling.offline import labelbox_paths, scan_labels_inbox, snapshot_export
 from casbusi_assets.storage.resources import CasbusiHome
 
@@ -51,3 +51,15 @@ def labels_inbox_sensor(
         dynamic_partitions_requests=[labels_versions.build_add_request(versions)],
         cursor=cursor,
     )
+
+
+# Online polling: hourly pulls of the project's labels (each lands in the inbox, so the sensor
+# above archives it; an export identical to the last one adds no version). Off by default: it
+# needs LABELBOX_API_KEY and LABELBOX_PROJECT_ID. Turn it on in the UI (Automation).
+labels_sync_schedule = dg.ScheduleDefinition(
+    name="labels_sync_schedule",
+    job=labels_sync_job,
+    cron_schedule="0 * * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Hourly labels_sync_job (online mode); the labels inbox sensor archives each pull.",
+)

@@ -63,3 +63,6 @@ def test_definitions_hold_the_labelling_assets_jobs_and_sensor(tmp_path):
     assert "labelbox_crops" in batch and "labels_archive" not in batch
     assert defs.resolve_job_def("labels_import_job") and defs.resolve_job_def("labels_sync_job")
     assert defs.resolve_sensor_def("labels_inbox_sensor")
+    schedule = defs.resolve_schedule_def("labels_sync_schedule")
+    assert schedule.job_name == "labels_sync_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
