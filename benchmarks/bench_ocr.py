@@ -37,7 +37,19 @@ from typing import Any
 import numpy as np
 
 FIELDS = ("laterality", "orientation", "clock_pos", "nipple_dist_cm", "area")
-REAL_CAPTURES = ("US1_UNCR.dcm", "OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm", "examples_palette.dcm")
+# Every distinct ultrasound image of pydicom / pydicom-data (other encodings of the same pixels
+# left out); none carries a breast annotation, so every field must come out unknown.
+REAL_CAPTURES = (
+    "US1_UNCR.dcm",
+    "OBXXXX1A.dcm",
+    "gdcm-US-ALOKA-16.dcm",
+    "examples_palette.dcm",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm",
+    "color3d_jpeg_baseline.dcm",
+    "examples_rgb_color.dcm",
+    "examples_jpeg2k.dcm",
+    "color-pl.dcm",
+)
 
 
 def _decode(data: bytes) -> tuple[np.ndarray, Any]:
@@ -105,21 +117,37 @@ def _load_avg() -> str:
 
 
 def run_synthetic(
-    seed: int, patients: int, engine_opts: dict[str, Any], read_opts: dict[str, Any], show: int
+    seed: int,
+    patients: int,
+    engine_opts: dict[str, Any],
+    read_opts: dict[str, Any],
+    show: int,
+    varied_share: float | None = None,
+    style: str | None = None,
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from casbusi_assets.ocr.engines import make_engine
     from casbusi_assets.ocr.reading import read_annotation
     from casbusi_assets.synthetic import generate_batches
+    from casbusi_assets.synthetic.config import GeneratorConfig
 
     load_start = _load_avg()
+    config = (
+        GeneratorConfig()
+        if varied_share is None
+        else GeneratorConfig(varied_style_share=varied_share)
+    )
     with tempfile.TemporaryDirectory(prefix="bench_ocr_") as tmp:
         t0 = time.perf_counter()
-        files = generate_batches(Path(tmp), batches=1, patients=patients, seed=seed)[0]
+        files = generate_batches(Path(tmp), batches=1, patients=patients, seed=seed, config=config)[
+            0
+        ]
         gen_s = time.perf_counter() - t0
         truth = pq.read_table(files.truth_path).to_pylist()
         stills = [r for r in truth if r["member_kind"] == "image" and r["expected_status"] == "ok"]
+        if style is not None:  # one screen style only (the truth column exists from f60f5db on)
+            stills = [r for r in stills if r.get("screen_style", "classic") == style]
         t0 = time.perf_counter()
         engine = make_engine(**engine_opts)
         init_s = time.perf_counter() - t0
@@ -174,6 +202,7 @@ def run_synthetic(
                             "capture": row["capture"],
                             "degradation": degradation,
                             "font": row["text_font"],
+                            "style": row.get("screen_style"),
                             "size": f"{img.shape[1]}x{img.shape[0]}",
                             "truth_text": (row["annotation_text"] or "").replace("\n", " / "),
                             "read": reading.description,
@@ -189,6 +218,9 @@ def run_synthetic(
 
     lines = [
         f"### OCR on synthetic batch: seed {seed}, {patients} patients, "
+        f"varied_style_share {config.varied_style_share}"
+        + (f" ({style} stills only)" if style else "")
+        + ", "
         f"{sum(n_images.values())} stills ({n_images['clean']} clean, "
         f"{n_images['degraded']} degraded)",
         "",
@@ -247,7 +279,8 @@ def run_synthetic(
         print(f"\n#### {len(failures)} images with at least one wrong field (first {show})\n")
         for fl in failures[:show]:
             print(
-                f"- [{fl['degradation']}, {fl['capture']}, {fl['font']}, {fl['size']}] "
+                f"- [{fl['degradation']}, {fl['capture']}, {fl['style']}, {fl['font']}, "
+                f"{fl['size']}] "
                 f"truth `{fl['truth_text']}` read `{fl['read']}` wrong {fl['fields']}"
             )
     return {
@@ -316,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-real", action="store_true", help="skip the real captures")
     ap.add_argument("--show", type=int, default=25, help="failures to list")
     ap.add_argument("--json", type=Path, help="write the full results (failures too) here")
+    ap.add_argument(
+        "--varied-share",
+        type=float,
+        default=None,
+        help="GeneratorConfig.varied_style_share (default: the generator's; 0.0 = classic only)",
+    )
+    ap.add_argument("--style", choices=("classic", "varied"), help="score one screen style only")
     args = ap.parse_args(argv)
 
     engine_opts = {"name": args.engine, "device": args.device, **json.loads(args.engine_opts)}
@@ -323,7 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if not args.real:
         results["synthetic"] = run_synthetic(
-            args.seed, args.patients, engine_opts, read_opts, args.show
+            args.seed,
+            args.patients,
+            engine_opts,
+            read_opts,
+            args.show,
+            args.varied_share,
+            args.style,
         )
     if not args.no_real:
         results["real"] = run_real(engine_opts, read_opts)

@@ -219,27 +219,60 @@ class RapidOcrEngine:
             )
 
     def read(self, image: np.ndarray) -> list[TextBox]:
+        quads = self.detect(image)
+        return self.recognize(image, quads)
+
+    @staticmethod
+    def _bgr(image: np.ndarray) -> np.ndarray:
         import cv2
-        from rapidocr.ch_ppocr_rec import TextRecInput
-        from rapidocr.utils.process_img import get_rotate_crop_image
 
         img = _to_uint8(image)
         # RapidOCR's models expect BGR; DICOM pixel data is RGB
-        bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if img.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+    def detect(self, image: np.ndarray, limit_side_len: int | None = None) -> np.ndarray:
+        """Text-line quadrilaterals (n x 4 x 2, image pixels) found by the detector alone.
+
+        Split from :meth:`recognize` so that a caller can decide from the geometry which lines
+        are worth recognising (recognition costs per line, detection per pixel).
+        ``limit_side_len`` overrides the engine's ``det_limit_side_len`` for this call (a whole
+        screen needs a larger detector input than a crop of it).
+        """
+        import cv2
+
+        bgr = self._bgr(image)
         h, w = bgr.shape[:2]
         if h < 8 or w < 8:
-            return []
+            return np.zeros((0, 4, 2), np.float32)
         scale = self.det_scale
         det_in = bgr
         if scale != 1.0:
             size = (max(8, round(w * scale)), max(8, round(h * scale)))
             det_in = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        det = self._det(det_in)
+        default = self._det.limit_side_len
+        try:
+            if limit_side_len is not None:
+                self._det.limit_side_len = int(limit_side_len)
+            det = self._det(det_in)
+        finally:
+            self._det.limit_side_len = default
         if det.boxes is None or len(det.boxes) == 0:
-            return []
+            return np.zeros((0, 4, 2), np.float32)
         quads = np.asarray(det.boxes, dtype=np.float32).reshape(-1, 4, 2) / scale
         quads[..., 0] = quads[..., 0].clip(0, w - 1)
         quads[..., 1] = quads[..., 1].clip(0, h - 1)
+        return quads
+
+    def recognize(self, image: np.ndarray, quads: np.ndarray) -> list[TextBox]:
+        """Text of each quadrilateral from :meth:`detect` (same image), unsure ones left out."""
+        from rapidocr.ch_ppocr_rec import TextRecInput
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        quads = np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2)
+        if len(quads) == 0:
+            return []
+        bgr = self._bgr(image)
+        h, w = bgr.shape[:2]
         crops = [get_rotate_crop_image(bgr, q.copy()) for q in quads]
         rec = self._rec(TextRecInput(img=crops))
         if rec.txts is None:

@@ -113,6 +113,8 @@ _CHROME_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     for p in (
         # times of day: 2:56:22 PM, 11:24:20, 2:56 PM (a clock position never has seconds/AM/PM)
         r"(?<![\d:])\d{1,2}:\d{2}:\d{2}(?:\s*[AP]\.?M\.?)?(?![\d:])",
+        # the same with one separator misread (13-08:26, 13:08.26): still a time of day
+        r"(?<![\d:.\-])\d{1,2}(?::\d{2}[.\-;]|[.\-;]\d{2}:)\d{2}(?![\d:])",
         r"(?<![\d:])\d{1,2}:\d{2}\s*[AP]\.?M\b",
         # dates: 5/25/2011, 2011-05-25, 24-MAY-02, 11-05-25(-142825)
         r"(?<!\d)\d{1,2}/\d{1,2}/\d{2,4}(?!\d)",
@@ -258,6 +260,42 @@ _add(
     ["LN", "LNS", "NODE", "MASS", "CYST", "LESION", "PALP", "CLIP", "SITE", "CM", "FN", "CMFN"],
 )
 _add("subareolar", "subareolar", ["SA", "SUBAREOLAR", "RETROAREOLAR", "RETROAREOLA", "SUBAREOLA"])
+# Words of annotations that set nothing and split nothing (not in _WORDS, so that glued-word
+# splitting cannot conjure them); see :func:`unknown_words`.
+_ANNOTATION_WORDS = frozenset(
+    [
+        "FROM",
+        "NIPPLE",
+        "THE",
+        "CLOCK",
+        "OCLOCK",
+        "CLK",
+        "LOOK",
+        "SECOND",
+        "PALPABLE",
+        "LUMP",
+        "VIEW",
+        "TAIL",
+        "QUAD",
+        "QUADRANT",
+        "UPPER",
+        "LOWER",
+        "OUTER",
+        "INNER",
+        "AREA",
+        "REGION",
+        "SCAR",
+        "IMPLANT",
+        "BIOPSY",
+        "NODES",
+        "LYMPH",
+        "MARKER",
+        "COMPLEX",
+        "SOLID",
+        "SIMPLE",
+        "TARGET",
+    ]
+)
 
 # digits an engine returns inside a word, mapped back to the letter they resemble. Applied only
 # when the repaired token is a known word ("L0NG" -> LONG, "R1GHT" -> RIGHT); never to numbers.
@@ -266,11 +304,21 @@ _LETTER_AS_DIGIT = str.maketrans({"O": "0", "D": "0", "I": "1", "L": "1", "S": "
 
 _AREA_WORDS = sorted((w for w, (f, _) in _WORDS.items() if f == "area"), key=len, reverse=True)
 _QUADRANT_WORDS = sorted(w for w, (f, _) in _WORDS.items() if f == "quadrant")
-# L / R alone: only directly before an area word, a quadrant or a clock ("R 12:00 7CM FN")
+_SIDE_NEXT_WORDS = sorted(
+    (w for w, (f, _) in _WORDS.items() if f in ("area", "quadrant", "orientation", "subareolar")),
+    key=len,
+    reverse=True,
+)
+# L / R alone (rule "one-letter side"): a side only when the next thing is an annotation
+# keyword (area, quadrant, orientation, SA/SUBAREOLAR) or a clock in any of its forms
+# ("R 12:00", "L 2 00", "R 2OC", "L SAG"); a removed chrome token ("|") may stand between.
+# Anything else, an L or R at the end of the text or before an unknown word, is a stray
+# screen marker and sets nothing.
 _SINGLE_LETTER_SIDE = re.compile(
-    r"(?<![A-Z0-9])([LR])\s*(?=(?:(?:"
-    + "|".join(_AREA_WORDS + _QUADRANT_WORDS)
-    + r")(?![A-Z])|\d{1,2}\s*[:;.]\s*\d{2}(?![\d.])|\d{1,2}\s*O'?\s*C))"
+    r"(?<![A-Z0-9'])([LR])(?:\s|\|)*(?=(?:(?:"
+    + "|".join(_SIDE_NEXT_WORDS)
+    + r")(?![A-Z])|\d{1,2}\s*[:;.]\s*\d{2}(?![\d.])|\d{1,2}\s(?:00|15|30|45)(?![\d.:])"
+    + r"|\d{1,2}\s*O'?\s*C))"
 )
 _WORD_RE = re.compile(r"(?<![A-Z])[A-Z][A-Z0-9]*(?![A-Z])")
 
@@ -398,7 +446,7 @@ _TYPICAL_MINUTES = ("00", "15", "30", "45")
 _CLOCK_COLON = re.compile(r"(?<![0-9.:/])([0-9OIL]{1,2})\s*[:;]\s*([0-9OD]{2})(?![0-9:])")
 _CLOCK_WEAK = re.compile(r"(?<![0-9.:/-])(\d{1,2})(?:\s*[.,]\s*|\s)(\d{2})(?![0-9:.]|\s*-)")
 _CLOCK_WORD = re.compile(
-    r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:[O0]\s*'?\s*CLOCK|[O0]'?\s*CLK|O'?C)(?![A-Z])"
+    r"(?<![A-Z0-9.:/-])([0-9OIL]{1,2})\s*(?:[O0]\s*'?\s*CL[O0]CK|[O0]'?\s*CLK|[O0]'?C)(?![A-Z])"
 )
 
 
@@ -513,14 +561,21 @@ def _single(values: list[str]) -> str:
     return distinct[0] if len(distinct) == 1 else "unknown"
 
 
+# A keyword whose first letter was read as a digit: "0BL" (OBL), "5AG" (SAG), "8RST" (BRST).
+_DIGIT_LEAD = re.compile(r"(?<![A-Z0-9.:/])[0158][A-Z][A-Z0-9]+(?![A-Z0-9])")
+
+
+def _repair_digit_lead(m: re.Match[str]) -> str:
+    token = m.group(0)
+    fixed = token.translate(_DIGIT_AS_LETTER)
+    return f" {fixed} " if fixed in _WORDS and _WORDS[fixed][0] != "other" else token
+
+
 _WORD_HYPHEN_DIGIT = re.compile(r"(?<=[A-Z]{4})-(?=\d)")
 
 
-def parse_annotation(text: str) -> ParsedAnnotation:
-    """Parse an annotation (raw OCR text or an already normalised description) into fields."""
-    norm = normalize_text(text)
-    if not norm:
-        return ParsedAnnotation()
+def _clean(norm: str) -> str:
+    """Normalised text with chrome removed, phrases folded and OCR repairs applied."""
     # a space read as a hyphen between a word and a number: "BREAST-3 O'CLOCK" (before the
     # chrome patterns, which would take it for a probe name). Ranges ("4-5 CM") and probe names
     # ("L12-5", "PLT-1204BT": under four letters) are left alone.
@@ -528,9 +583,36 @@ def parse_annotation(text: str) -> ParsedAnnotation:
     clean = _strip_chrome(f" {norm} ")
     for pattern, repl in _PHRASES:
         clean = pattern.sub(repl, clean)
+    clean = _DIGIT_LEAD.sub(_repair_digit_lead, clean)
     clean = _ALPHA_RUN.sub(_repair_word, clean)
     # a clock glued to the distance by a lost space: "8:006.5CMFN" is 8:00 6.5CM FN
-    clean = _CLOCK_GLUED.sub(r"\1 ", clean)
+    return _CLOCK_GLUED.sub(r"\1 ", clean)
+
+
+_ALPHA_WORD = re.compile(r"(?<![A-Z0-9])[A-Z]{3,}(?![A-Z0-9])")
+
+
+def unknown_words(text: str) -> list[str]:
+    """Words of three or more letters in ``text`` that are no annotation vocabulary.
+
+    Decides rule "side-less block" of the reader: text that does not name the side is taken
+    as annotation only when every word in it is annotation vocabulary, so that header names
+    such as "MCR RAD" (RAD: radial?) or "MAYO BREAST CLINIC" cannot set a field.
+    """
+    clean = _clean(normalize_text(text))
+    return [
+        w
+        for w in _ALPHA_WORD.findall(clean)
+        if w not in _WORDS and w not in _ANNOTATION_WORDS and _CLOCK_WORD.fullmatch(w) is None
+    ]
+
+
+def parse_annotation(text: str) -> ParsedAnnotation:
+    """Parse an annotation (raw OCR text or an already normalised description) into fields."""
+    norm = normalize_text(text)
+    if not norm:
+        return ParsedAnnotation()
+    clean = _clean(norm)
 
     words = _words(clean)
     by_field: dict[str, list[str]] = {}
@@ -567,3 +649,8 @@ def parse_annotation(text: str) -> ParsedAnnotation:
         clock_pos=clock_pos,
         nipple_dist_cm=nipple,
     )
+
+
+def annotation_fields(parsed: ParsedAnnotation) -> set[str]:
+    """Names of the fields ``parsed`` sets (not 'unknown' / None)."""
+    return {k for k, v in parsed.as_dict().items() if v is not None and v != "unknown"}

@@ -1,37 +1,50 @@
 """From a scanner screen capture to the annotation description and its parsed fields.
 
-The engine reads text boxes; this module decides which of them are the sonographer's annotation
-and which are scanner chrome, orders what is kept into lines, and parses the result.
+The reader assumes no screen layout: the text detector looks at the whole screen, and what it
+finds is sorted into scanner chrome and the sonographer's annotation by content and by where it
+sits relative to the ultrasound field. Nothing is excluded for its position alone.
 
-Where to read (measured, see benchmarks/bench_ocr.py): the detector's cost grows with the pixel
-area it looks at (about 0.7 s of CPU for a whole 800x600 screen on this 2-core machine), so the
-whole screen is never read. Scanners burn the annotation into the ultrasound field or write it
-under it, while the header (institution, date, probe, preset names such as "BREAST" or
-"MCR RAD") sits above the field and would otherwise leak words into the description. So the
-area read is the field box (``SequenceOfUltrasoundRegions``; estimated from the pixels when
-absent) plus the band below it down to the bottom of the screen when that band holds any bright
-pixel. The header band is never read.
+1. **Detect** text lines over the whole screen (gamma 2.0 first: it separates white text from
+   bright speckle). The detector's input is capped at ``det_limit_side_len`` of the engine
+   (measured, see benchmarks/README.md "OCR anywhere on the screen").
+2. **Group** the line boxes into blocks: boxes on one row within 1.5 line heights of each other,
+   and rows stacked at most one line height apart that overlap horizontally (a label split
+   over two or three lines, beside the body marker, in a corner, inside the field).
+3. **Recognise block by block, most likely first**, and stop as soon as the annotation names
+   the side (recognition costs per line, and a screen carries 10-20 lines of chrome). Order:
+   blocks on the ultrasound field; blocks beside or below it; blocks above the field's top
+   edge (the header band); tall blocks of five or more rows outside the field (parameter
+   panels). A lone glyph (a box no wider than 1.3 line heights with nothing on its row within
+   two line heights and nothing stacked on it: ruler digits, R/L/P markers, caliper crosses)
+   is never recognised.
+   Engines without a separate detector (EasyOCR, test fakes) read everything at once and the
+   same sorting applies.
+4. **Sort** what was read. Box by box (the reason goes into ``all_boxes``): ``non_ascii``,
+   ``low_score`` (below ``min_score``), ``caliper_mark`` (``+``/``x`` only), ``single_glyph``
+   (kept when it sits on a row right next to kept text: "L" + "BREAST"), ``chrome`` (the whole
+   box is chrome by pattern: ``D1 1.23 cm`` legends, MI/TIS, frame rates, dates, probe names,
+   see ``parsing.is_chrome``), ``not_read`` (left unrecognised once the side was found, or a
+   lone glyph). Then block by block:
 
-Two measured tweaks: the crop is gamma-corrected (2.0) before reading, which separates white
-text from bright speckle; and when the first pass finds no laterality, the top strip of the field
-is read again in short overlapping tiles, because the detector misses thin text lying on the
-bright near-field band yet finds it in a short strip (the boxes it replaces are kept in
-``all_boxes`` with the reason ``replaced_by_top_strip``). If the strip still gives no
-laterality, it is read once more after a white top-hat (local background removed), which keeps
-1-px strokes and darkens the bright band under them.
+   - ``no_annotation_words``: nothing in the block sets a field (institution names, "2D THI").
+   - ``header``: the block lies above the field's top edge and does not name the side. The
+     header band carries institution names ("MCR RAD"), presets ("BREAST"), probe and
+     application names; an annotation written up there still names the side.
+   - ``panel``: a block of five or more rows outside the field that does not name the side.
+   - ``unknown_words``: the block does not name the side and holds a word that is no
+     annotation vocabulary ("MCR RAD", "MAYO BREAST CLINIC": ``parsing.unknown_words``).
+   - ``preset``: the block's only keyword is an area word ("BREAST", "Br Gen") and it carries
+     chrome on the same block (``L12-5/BREAST``, ``3:BREAST R15 HR 94%``), or another block
+     already holds an annotation with more than an area.
 
-What is dropped, box by box (the reason goes into ``all_boxes``):
+Kept blocks are ordered top to bottom, their lines top to bottom and words left to right; the
+description is those lines joined by spaces, and is what gets parsed.
 
-- ``non_ascii``: nothing ASCII left (CJK glyphs read on colour bars). Mixed boxes keep their ASCII.
-- ``low_score``: recogniser confidence below ``min_score`` (default 0.5).
-- ``caliper_mark``: a box that is only ``+`` / ``x`` / ``X`` (caliper end points read as text).
-- ``single_glyph``: one character alone, e.g. a ruler digit or an "R"/"P" marker; kept when it
-  sits on a line right next to kept text (the detector sometimes splits "L BREAST").
-- ``chrome``: the whole box is scanner chrome by pattern (``D1 1.23 cm`` measurement legends,
-  MI/TIS, frame rate, dates, probe names; see ``ocr_parsing.is_chrome``).
-
-Kept boxes are grouped into lines by vertical overlap, lines ordered top to bottom and words left
-to right; the description is the lines joined by spaces, and is what gets parsed.
+A last measured tweak is kept from the first reader: when no side was found and a field is
+known, the top strip of the field is read again in short overlapping tiles (the detector misses
+thin text lying on the bright near-field band yet finds it in a short strip; the boxes it
+replaces stay in ``all_boxes`` as ``replaced_by_top_strip``), and once more after a white
+top-hat (local background removed).
 """
 
 from __future__ import annotations
@@ -46,11 +59,22 @@ from typing import Any
 import numpy as np
 
 from casbusi_assets.ocr.engines import OcrEngine, TextBox
-from casbusi_assets.ocr.parsing import ParsedAnnotation, is_chrome, normalize_text, parse_annotation
+from casbusi_assets.ocr.parsing import (
+    ParsedAnnotation,
+    annotation_fields,
+    is_chrome,
+    normalize_text,
+    parse_annotation,
+    strip_chrome,
+    unknown_words,
+)
 
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_WORK_HEIGHT: int | None = None
 DEFAULT_GAMMA = 2.0
+# Longest side of the detector's input for the whole screen (benchmarks/README.md, "OCR
+# anywhere on the screen": 640 lost labels on 1024- and 1280-wide screens).
+DEFAULT_DET_SIDE = 960
 # height of the tiles of the second pass over the top of the field, for a 600-line screen
 TOP_TILE_HEIGHT = 96
 # White top-hat of the last-resort top strip pass: kernel (px on a 600-line screen) and the
@@ -94,8 +118,9 @@ class OcrReading:
     all_boxes: list[ReadBox]
     parsed: ParsedAnnotation
     ocr_ms: float
-    read_box: Box | None = None  # the part of the image given to the engine
+    read_box: Box | None = None  # the part of the image given to the engine (all of it)
     lines: list[str] = field(default_factory=list)
+    field_box: Box | None = None  # the ultrasound field used to order and sort blocks (padded)
 
     def text_boxes_json(self, include_dropped: bool = False) -> str:
         """JSON for the ``ocr_table.text_boxes`` column: kept boxes, or every box with reasons."""
@@ -154,11 +179,6 @@ def estimate_field(image: np.ndarray) -> Box | None:
     if (x1 - x0 + 1) * (y1 - y0 + 1) < 0.15 * w * h:
         return None
     return (x0, y0, x1, y1)
-
-
-def _has_ink(grey: np.ndarray) -> bool:
-    """Whether a band holds anything bright enough to be text (not just a black margin)."""
-    return grey.size > 0 and int(np.count_nonzero(grey > 90)) >= 12
 
 
 def _centre_inside(box: Box, outer: Box) -> bool:
@@ -226,6 +246,100 @@ def _group_lines(boxes: list[TextBox]) -> list[list[TextBox]]:
 
 
 # --------------------------------------------------------------------------------------------
+# blocks: geometry only, before anything is recognised
+
+# A row-mate this many line heights away still belongs to the same phrase.
+ROW_GAP_LINES = 1.5
+# Rows stacked this many line heights apart (gap between boxes) belong to one block.
+STACK_GAP_LINES = 0.8
+# A block of this many rows outside the field is a parameter panel (annotations have 1-3).
+PANEL_ROWS = 5
+# A box no wider than this many line heights is one glyph.
+GLYPH_ASPECT = 1.3
+
+
+def _height(b: Box) -> int:
+    return max(1, b[3] - b[1])
+
+
+def _same_row(a: Box, b: Box) -> bool:
+    overlap = min(a[3], b[3]) - max(a[1], b[1])
+    return overlap >= 0.5 * min(_height(a), _height(b))
+
+
+def _row_gap(a: Box, b: Box) -> int:
+    return max(b[0] - a[2], a[0] - b[2], 0)
+
+
+def _linked(a: Box, b: Box) -> bool:
+    """Whether two line boxes belong to one block (same phrase, or stacked lines of a label)."""
+    h = max(_height(a), _height(b))
+    if _same_row(a, b):
+        return _row_gap(a, b) <= ROW_GAP_LINES * h
+    vgap = max(b[1] - a[3], a[1] - b[3])
+    hover = min(a[2], b[2]) - max(a[0], b[0])
+    return vgap <= STACK_GAP_LINES * h and hover > -0.5 * h
+
+
+def _blocks(boxes: list[Box]) -> list[list[int]]:
+    """Indices of ``boxes`` grouped into blocks (union-find over :func:`_linked` pairs)."""
+    parent = list(range(len(boxes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            if _linked(boxes[i], boxes[j]):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: min(boxes[i][1] for i in g))
+
+
+def _rows(boxes: list[Box]) -> int:
+    """Number of text rows in a block."""
+    rows: list[Box] = []
+    for b in sorted(boxes, key=lambda b: b[1]):
+        if not any(_same_row(b, r) for r in rows):
+            rows.append(b)
+    return len(rows)
+
+
+def _lone_glyph(i: int, boxes: list[Box]) -> bool:
+    b = boxes[i]
+    h = _height(b)
+    if b[2] - b[0] > GLYPH_ASPECT * h:
+        return False
+    # alone on its row and stacked with nothing: a two-letter line ("RT" above "LIQ 1-2CM")
+    # is as narrow as a digit but belongs to a block
+    return not any(
+        j != i and ((_same_row(b, o) and _row_gap(b, o) <= 2 * h) or _linked(b, o))
+        for j, o in enumerate(boxes)
+    )
+
+
+def _where(block: list[Box], field_box: Box | None) -> str:
+    """``field`` | ``beside`` | ``header`` | ``panel`` | ``screen`` (no field known)."""
+    if field_box is None:
+        return "panel" if _rows(block) >= PANEL_ROWS else "screen"
+    if any(_centre_inside(b, field_box) for b in block):
+        return "field"
+    if _rows(block) >= PANEL_ROWS:
+        return "panel"
+    if max((b[1] + b[3]) / 2 for b in block) < field_box[1]:
+        return "header"
+    return "beside"
+
+
+_TIER = {"field": 0, "screen": 0, "beside": 1, "header": 2, "panel": 3}
+
+
+# --------------------------------------------------------------------------------------------
 # the reader
 
 
@@ -239,16 +353,18 @@ def read_annotation(
     work_height: int | None = DEFAULT_WORK_HEIGHT,
     gamma: float = DEFAULT_GAMMA,
     top_pass: bool = True,
+    det_side: int | None = DEFAULT_DET_SIDE,
 ) -> OcrReading:
     """Read the burned-in annotation of one capture (grey H x W or RGB H x W x 3).
 
     ``region`` is the ultrasound field (x0, y0, x1, y1, inclusive, as in
-    SequenceOfUltrasoundRegions); for a dual view pass the union of both fields. That box is
-    read, plus the band below it when the band holds bright pixels; never the header above.
-    Without it the field is estimated (``estimate_region``), else the whole frame is read.
-    ``min_score`` drops unsure boxes, ``gamma`` is applied to the pixels before reading,
-    ``top_pass`` enables the second pass over the top of the field (module docstring).
-    ``ocr_ms`` times the engine calls only.
+    SequenceOfUltrasoundRegions); for a dual view pass the union of both fields. The whole
+    screen is read either way; the field only decides the order in which blocks are recognised
+    and which rules apply to them (module docstring). Without it the field is estimated
+    (``estimate_region``). ``min_score`` drops unsure boxes, ``gamma`` is applied to the pixels
+    before reading, ``work_height`` optionally shrinks the screen first, ``top_pass`` enables
+    the second pass over the top of the field, ``det_side`` caps the longest side of the
+    detector's input (engines with a separate detector). ``ocr_ms`` times the engine calls only.
     """
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -257,10 +373,6 @@ def read_annotation(
         raise ValueError(f"expected an H x W or H x W x 3 image, got shape {img.shape}")
     h, w = img.shape[:2]
 
-    # The area read: the field, plus the band below it down to the bottom of the screen when
-    # that band holds anything bright (some scanners, e.g. GE LOGIQ 700, write the annotation
-    # under the image). The header band above the field is never read: it is all chrome.
-    grey = _grey(img)
     field_box: Box | None = None
     if region is not None:
         field_box = _clip_box(region, w, h, REGION_PAD)
@@ -268,38 +380,60 @@ def read_annotation(
         guess = estimate_field(img)
         if guess is not None:
             field_box = _clip_box(guess, w, h, REGION_PAD)
-    if field_box is None:
-        read_box: Box = (0, 0, w, h)
-    else:
-        fx0, fy0, fx1, fy1 = field_box
-        if region is None:
-            fx0, fx1 = 0, w  # estimated: side panels may hold text, chrome patterns drop them
-        below = grey[fy1:h, fx0:fx1]
-        read_box = (fx0, fy0, fx1, h if _has_ink(below) else fy1)
-    x0, y0, x1, y1 = read_box
-    crop = np.ascontiguousarray(img[y0:y1, x0:x1])
-    # Optional shrink of the whole crop (detection and recognition). Off by default: measured,
-    # it lost large TrueType labels, while the engine's detector-only cap gives the speed.
+
+    screen = np.ascontiguousarray(img)
     scale = 1.0
     if work_height and h > work_height:
         import cv2
 
         scale = work_height / h
-        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        screen = cv2.resize(screen, size, interpolation=cv2.INTER_AREA)
     if gamma != 1.0:
-        crop = _gamma_lut(gamma)[crop]
+        screen = _gamma_lut(gamma)[screen]
 
-    t0 = time.perf_counter()
-    raw = _shift(engine.read(crop), x0, y0, scale)
-    ocr_ms = (time.perf_counter() - t0) * 1000.0
-    result = _assemble(raw, min_score)
+    ocr_ms = 0.0
+    detect = getattr(engine, "detect", None)
+    recognize = getattr(engine, "recognize", None)
+    if callable(detect) and callable(recognize):
+        t0 = time.perf_counter()
+        found = detect(screen, limit_side_len=det_side) if det_side else detect(screen)
+        quads = np.asarray(found, dtype=np.float32).reshape(-1, 4, 2)
+        ocr_ms += (time.perf_counter() - t0) * 1000.0
+        boxes = [_shift_box(_quad_box(q, screen.shape), scale) for q in quads]
+        lone = {i for i in range(len(boxes)) if _lone_glyph(i, boxes)}
+        order: list[list[int]] = [[] for _ in range(4)]
+        for group in _blocks([b for i, b in enumerate(boxes) if i not in lone]):
+            members = [i for i in range(len(boxes)) if i not in lone]
+            idx = [members[k] for k in group]
+            order[_TIER[_where([boxes[i] for i in idx], field_box)]].extend(idx)
+        raw: list[TextBox] = []
+        done: set[int] = set(lone)
+        result = _assemble(raw, min_score, field_box)
+        for tier in order:
+            if not tier:
+                continue
+            t0 = time.perf_counter()
+            raw += _shift(recognize(screen, quads[tier]), 0, 0, scale)
+            ocr_ms += (time.perf_counter() - t0) * 1000.0
+            done.update(tier)
+            result = _assemble(raw, min_score, field_box)
+            if result.parsed.laterality != "unknown":
+                break
+        unread = [ReadBox("", 0.0, boxes[i], "not_read") for i in range(len(boxes))]
+        unread = [b for i, b in enumerate(unread) if i not in done or i in lone]
+    else:
+        t0 = time.perf_counter()
+        raw = _shift(engine.read(screen), 0, 0, scale)
+        ocr_ms += (time.perf_counter() - t0) * 1000.0
+        result = _assemble(raw, min_score, field_box)
+        unread = []
 
     if top_pass and result.parsed.laterality == "unknown" and field_box is not None:
         # The detector can miss thin bright text lying on the bright near-field band at the top
         # of the field, yet find it when shown only a short strip around it. Only images whose
         # first pass found no side pay for this (the side is in nearly every annotation).
+        x0, y0, x1, y1 = field_box
         strip = (x0, y0, x1, min(y1, y0 + max(48, int(0.22 * (y1 - y0)))))
         # First the strip as the first pass saw it (gamma), then, if the side is still
         # missing, with its slowly varying background removed (white top-hat): thin 1-px
@@ -311,7 +445,7 @@ def read_annotation(
             if not extra:
                 continue
             outside = [b for b in raw if not _centre_inside(b.box, strip)]
-            alt = _assemble(outside + extra, min_score)
+            alt = _assemble(outside + extra, min_score, field_box)
             if alt.parsed.laterality != "unknown":
                 replaced = [
                     ReadBox(b.text, b.score, b.box, "replaced_by_top_strip")
@@ -325,11 +459,12 @@ def read_annotation(
     return OcrReading(
         description=result.description,
         text_boxes=result.text_boxes,
-        all_boxes=result.all_boxes,
+        all_boxes=result.all_boxes + unread,
         parsed=result.parsed,
         ocr_ms=round(ocr_ms, 2),
-        read_box=read_box,
+        read_box=(0, 0, w, h),
         lines=result.lines,
+        field_box=field_box,
     )
 
 
@@ -342,6 +477,26 @@ class _Assembled:
     lines: list[str]
 
 
+def _quad_box(quad: np.ndarray, shape: tuple[int, ...]) -> Box:
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    return (
+        int(np.clip(x0, 0, shape[1])),
+        int(np.clip(y0, 0, shape[0])),
+        int(np.clip(x1, 0, shape[1])),
+        int(np.clip(y1, 0, shape[0])),
+    )
+
+
+def _shift_box(b: Box, scale: float) -> Box:
+    return (
+        int(round(b[0] / scale)),
+        int(round(b[1] / scale)),
+        int(round(b[2] / scale)),
+        int(round(b[3] / scale)),
+    )
+
+
 def _shift(raw: list[TextBox], dx: int, dy: int, scale: float) -> list[TextBox]:
     """Engine boxes (in the possibly scaled crop) to image coordinates."""
     out = []
@@ -351,7 +506,80 @@ def _shift(raw: list[TextBox], dx: int, dy: int, scale: float) -> list[TextBox]:
     return out
 
 
-def _assemble(raw: list[TextBox], min_score: float) -> _Assembled:
+def _block_reason(
+    texts: list[str], boxes: list[Box], chrome: bool, field_box: Box | None
+) -> tuple[str | None, ParsedAnnotation]:
+    """Why a block of kept boxes is not annotation (None: it is), and what it says."""
+    lines = [" ".join(texts[i] for i in line) for line in _line_order(boxes)]
+    parsed = parse_annotation("\n".join(lines))
+    named = annotation_fields(parsed)
+    if not named:
+        return "no_annotation_words", parsed
+    if parsed.laterality == "unknown":
+        where = _where(boxes, field_box)
+        if where in ("header", "panel"):
+            return where, parsed
+        if named == {"area"} and chrome:
+            return "preset", parsed
+        if unknown_words(" ".join(lines)):
+            return "unknown_words", parsed
+    return None, parsed
+
+
+_HAS_DIGIT = re.compile(r"\d")
+
+
+def _rows_kept(idx: list[int], all_boxes: list[ReadBox], texts: list[str]) -> list[int]:
+    """The kept boxes of one block (``idx``: kept + chrome boxes) less its chrome rows.
+
+    A block can hold a header line or a status line next to the label (a label written just
+    under the header, a status bar beside it). A row is dropped (``chrome_row``) when it names
+    nothing and holds no digit (an institution name), when it names only an area and either
+    carries chrome (``ML6-15-D / BR GEN``, ``3:BREAST R15 HR``) or another row already names
+    an area, or when it does not name the side and holds a word that is no annotation
+    vocabulary (``MCR RAD MAYO BREAST CLINIC``). Rows that name nothing but hold digits stay ("3-4CM" reads as a distance only next
+    to the rest of the label).
+    """
+    if len({_line_key(all_boxes[i].box, [all_boxes[j].box for j in idx]) for i in idx}) < 2:
+        return [i for i in idx if all_boxes[i].drop_reason is None]
+    rows = [[idx[k] for k in row] for row in _line_order([all_boxes[i].box for i in idx])]
+    info = []
+    for row in rows:
+        keep = [i for i in row if all_boxes[i].drop_reason is None]
+        text = " ".join(texts[i] for i in keep)
+        chrome = len(keep) < len(row) or strip_chrome(text) != text
+        info.append((keep, text, chrome, annotation_fields(parse_annotation(text))))
+    areas = sum(1 for _, _, _, named in info if "area" in named)
+    out: list[int] = []
+    for keep, text, chrome, named in info:
+        drop = (
+            (not named and not _HAS_DIGIT.search(text))
+            or (named == {"area"} and (chrome or areas > 1))
+            or ("laterality" not in named and bool(unknown_words(text)))
+        )
+        if drop:
+            for i in keep:
+                b = all_boxes[i]
+                all_boxes[i] = ReadBox(b.text, b.score, b.box, "chrome_row")
+            if named == {"area"}:
+                areas -= 1
+        else:
+            out += keep
+    return out
+
+
+def _line_key(b: Box, boxes: list[Box]) -> int:
+    """Index of the first box of ``boxes`` on the same row as ``b`` (a row identity)."""
+    return next(k for k, o in enumerate(boxes) if _same_row(b, o))
+
+
+def _line_order(boxes: list[Box]) -> list[list[int]]:
+    """Indices of ``boxes`` grouped into rows, rows top to bottom, boxes left to right."""
+    tbs = [TextBox(str(i), 1.0, b) for i, b in enumerate(boxes)]
+    return [[int(t.text) for t in line] for line in _group_lines(tbs)]
+
+
+def _assemble(raw: list[TextBox], min_score: float, field_box: Box | None = None) -> _Assembled:
     all_boxes: list[ReadBox] = []
     texts: list[str] = []
     for tb in raw:
@@ -365,14 +593,46 @@ def _assemble(raw: list[TextBox], min_score: float) -> _Assembled:
     for i, b in enumerate(all_boxes):
         if b.drop_reason == "single_glyph" and texts[i].isalnum() and _beside(b.box, kept_boxes):
             all_boxes[i] = ReadBox(b.text, b.score, b.box, None)
-    kept = [
-        TextBox(texts[i], b.score, b.box) for i, b in enumerate(all_boxes) if b.drop_reason is None
-    ]
-    line_groups = _group_lines(kept)
-    lines = [" ".join(b.text for b in line) for line in line_groups]
+
+    # Blocks over the kept and the chrome boxes (chrome next to a word marks it as chrome too).
+    members = [i for i, b in enumerate(all_boxes) if b.drop_reason in (None, "chrome")]
+    blocks = _blocks([all_boxes[i].box for i in members])
+    kept_blocks: list[tuple[list[int], ParsedAnnotation]] = []
+    for group in blocks:
+        idx = [members[k] for k in group]
+        keep = _rows_kept(idx, all_boxes, texts)
+        if not keep:
+            continue
+        chrome = len(keep) < len(idx) or any(strip_chrome(texts[i]) != texts[i] for i in keep)
+        reason, parsed = _block_reason(
+            [texts[i] for i in keep], [all_boxes[i].box for i in keep], chrome, field_box
+        )
+        if reason is not None:
+            for i in keep:
+                b = all_boxes[i]
+                all_boxes[i] = ReadBox(b.text, b.score, b.box, reason)
+            continue
+        kept_blocks.append((keep, parsed))
+    # An area word alone (a preset name) gives way to a block that says more.
+    if any(annotation_fields(p) - {"area"} for _, p in kept_blocks):
+        for keep, p in list(kept_blocks):
+            if annotation_fields(p) == {"area"} and p.laterality == "unknown":
+                kept_blocks.remove((keep, p))
+                for i in keep:
+                    b = all_boxes[i]
+                    all_boxes[i] = ReadBox(b.text, b.score, b.box, "preset")
+
+    kept_blocks.sort(key=lambda kp: (min(all_boxes[i].box[1] for i in kp[0]), kp[0]))
+    text_boxes: list[TextBox] = []
+    lines: list[str] = []
+    for keep, _ in kept_blocks:
+        for row in _line_order([all_boxes[i].box for i in keep]):
+            line = [keep[k] for k in row]
+            text_boxes += [TextBox(texts[i], all_boxes[i].score, all_boxes[i].box) for i in line]
+            lines.append(" ".join(texts[i] for i in line))
     return _Assembled(
         description=normalize_text(" ".join(lines)),
-        text_boxes=[b for line in line_groups for b in line],
+        text_boxes=text_boxes,
         all_boxes=all_boxes,
         parsed=parse_annotation("\n".join(lines)),
         lines=lines,

@@ -186,3 +186,83 @@ def test_parsed_annotation_is_frozen_and_defaults_unknown() -> None:
     }
     with pytest.raises(AttributeError):
         p.area = "breast"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------------------------
+# issue 8: the vocabulary of breast-ultrasound practice, one row per form
+
+VOCABULARY: list[tuple[str, str, str, str, str | None, float | None]] = [
+    # orientation
+    ("LT BREAST SAG", "breast", "left", "long", None, None),
+    ("LT BREAST SAGITTAL", "breast", "left", "long", None, None),
+    ("RT BREAST TRV", "breast", "right", "trans", None, None),
+    ("RT BREAST TRANSVERSE", "breast", "right", "trans", None, None),
+    ("LT BREAST RAD", "breast", "left", "radial", None, None),
+    ("LT BREAST ARAD", "breast", "left", "anti-radial", None, None),
+    ("LT BREAST ANTI-RAD", "breast", "left", "anti-radial", None, None),
+    ("RT BREAST OBL", "breast", "right", "oblique", None, None),
+    ("RT BR 2:00 0BL", "breast", "right", "oblique", "2:00", None),  # O read as 0
+    ("RT BR 2:00 5AG", "breast", "right", "long", "2:00", None),  # S read as 5
+    # laterality
+    ("LT BREAST 2:00", "breast", "left", U, "2:00", None),
+    ("L BREAST 2:00", "breast", "left", U, "2:00", None),
+    ("LEFT BREAST 2:00", "breast", "left", U, "2:00", None),
+    ("RT BREAST 2:00", "breast", "right", U, "2:00", None),
+    ("R BREAST 2:00", "breast", "right", U, "2:00", None),
+    ("RIGHT BREAST 2:00", "breast", "right", U, "2:00", None),
+    ("L BR 2:00", "breast", "left", U, "2:00", None),
+    ("RT BRST 2:00", "breast", "right", U, "2:00", None),
+    ("L SAG", U, "left", "long", None, None),  # one-letter side before an orientation
+    ("R TRV", U, "right", "trans", None, None),
+    ("L 2 00 RAD", "breast", "left", "radial", "2:00", None),  # before a clock, any spelling
+    ("R 2OC", "breast", "right", U, "2:00", None),
+    ("L SA", "breast", "left", U, None, None),
+    ("SAG L", U, U, "long", None, None),  # a trailing letter is a stray screen marker
+    ("L", U, U, U, None, None),
+    ("R MASS", U, U, U, None, None),  # before an unknown word: not a side
+    # clock
+    ("LT BREAST 2:00", "breast", "left", U, "2:00", None),
+    ("LT BREAST 2 O'CLOCK", "breast", "left", U, "2:00", None),
+    ("LT BREAST 2 OCLOCK", "breast", "left", U, "2:00", None),
+    ("LT BREAST 2OC", "breast", "left", U, "2:00", None),
+    ("LT BREAST 2 00", "breast", "left", U, "2:00", None),
+    ("LT BREAST 20C", "breast", "left", U, "2:00", None),  # 2OC with the O read as 0
+    ("LT BREAST 120C", "breast", "left", U, "12:00", None),
+    ("LT BREAST 2 05", "breast", "left", U, None, None),  # weak separator: 00/15/30/45 only
+    # distance
+    ("LT BREAST 2:00 3CM FN", "breast", "left", U, "2:00", 3.0),
+    ("LT BREAST 2:00 3 CMFN", "breast", "left", U, "2:00", 3.0),
+    ("LT BREAST 2:00 FN 3CM", "breast", "left", U, "2:00", 3.0),
+    ("LT BREAST 2:00 3-4CM", "breast", "left", U, "2:00", 3.5),
+    ("3-4CM", U, U, U, None, None),  # a bare length with no label around it: the depth scale?
+    # positions with no clock, and areas
+    ("LT BREAST SUBAREOLAR", "breast", "left", U, None, None),
+    ("RT RETROAREOLAR", "breast", "right", U, None, None),
+    ("LT SA RAD", "breast", "left", "radial", None, None),
+    ("LT AXILLA", "axilla", "left", U, None, None),
+    ("RT AX TRV", "axilla", "right", "trans", None, None),
+    ("LT SUPRACLAV", "supraclavicular", "left", U, None, None),
+    ("RT INFRACLAV SAG", "subclavicular", "right", "long", None, None),
+    # ambiguity: two sides or two orientations leave the field unknown
+    ("LT RT BREAST 2:00", "breast", U, U, "2:00", None),
+    ("LT BREAST SAG TRV", "breast", "left", U, None, None),
+    # a time of day with a misread separator is chrome, not a clock
+    ("07/24/2023 13-08:26 LT BREAST 6:00", "breast", "left", U, "6:00", None),
+]
+
+
+@pytest.mark.parametrize(("text", "area", "side", "orientation", "clock", "dist"), VOCABULARY)
+def test_practice_vocabulary(
+    text: str, area: str, side: str, orientation: str, clock: str | None, dist: float | None
+) -> None:
+    assert parse_annotation(text) == ParsedAnnotation(area, side, orientation, clock, dist)
+
+
+def test_unknown_words_flag_header_names_not_annotation_vocabulary() -> None:
+    from casbusi_assets.ocr.parsing import unknown_words
+
+    assert unknown_words("MCR RAD") == ["MCR"]
+    assert unknown_words("MAYO BREAST CLINIC") == ["MAYO", "CLINIC"]
+    assert unknown_words("SUPRACLAV TRANS") == []
+    assert unknown_words("RT BREAST 2 O'CLOCK 3CM FROM NIPPLE") == []
+    assert unknown_words("LT AXILLA LN 2OC") == []

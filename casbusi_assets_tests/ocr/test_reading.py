@@ -133,22 +133,119 @@ def test_mixed_ascii_and_cjk_keeps_the_ascii() -> None:
     assert r.description == "RT BREAST 10:00"
 
 
-def test_only_the_field_is_given_to_the_engine_and_boxes_come_back_in_image_coords() -> None:
+def test_the_whole_screen_is_given_to_the_engine_and_boxes_stay_in_image_coords() -> None:
+    # No fixed reading band: the engine sees every pixel, header and margins included.
     engine = FakeEngine([TextBox("LT BREAST", 0.98, (10, 300, 110, 320))])
-    img = screen([], where="bottom")  # nothing below the field: the band is not read
+    img = screen([], where="bottom")
     r = read_annotation(img, engine, region=FIELD)
-    x0, y0, x1, y1 = r.read_box or (0, 0, 0, 0)
-    assert (x0, y0) == (FIELD[0] - 6, FIELD[1] - 6)  # padded field, header band excluded
-    assert y1 == FIELD[3] + 1 + 6 and x1 == FIELD[2] + 1 + 6
-    assert engine.shapes == [(y1 - y0, x1 - x0)]
-    assert r.text_boxes[0].box == (10 + x0, 300 + y0, 110 + x0, 320 + y0)
+    assert r.read_box == (0, 0, img.shape[1], img.shape[0])
+    assert engine.shapes == [img.shape]
+    assert r.text_boxes[0].box == (10, 300, 110, 320)
+    assert r.parsed.laterality == "left"
 
 
-def test_the_band_below_the_field_is_read_when_it_holds_text() -> None:
-    engine = FakeEngine([])
-    img = screen(["LYMPH NODE"], where="below")
-    r = read_annotation(img, engine, region=FIELD)
-    assert r.read_box is not None and r.read_box[3] == img.shape[0]
+def test_a_label_in_a_screen_corner_away_from_the_field_is_read() -> None:
+    # The held-out generator's misses: legible text in the bottom-left corner of the screen.
+    engine = FakeEngine(
+        [
+            TextBox("MCR RAD MAYO BREAST CLINIC", 0.99, (8, 8, 300, 26)),  # header
+            TextBox("L12-5 / BREAST", 0.99, (8, 32, 130, 50)),  # probe / preset
+            TextBox("RT AXILLA", 0.97, (4, 430, 90, 446)),
+            TextBox("TRV", 0.96, (4, 452, 40, 468)),
+        ]
+    )
+    r = read_annotation(screen([]), engine, region=FIELD)
+    assert r.description == "RT AXILLA TRV"
+    assert r.parsed == ParsedAnnotation("axilla", "right", "trans", None, None)
+
+
+def test_header_presets_and_names_never_set_a_field() -> None:
+    # Nothing on this screen names the side: everything is read, and still no field is set by
+    # "RAD" in an institution name, "BREAST" in a preset, or a depth-scale "3".
+    engine = FakeEngine(
+        [
+            TextBox("MCR RAD", 0.99, (8, 8, 70, 26)),
+            TextBox("MAYO BREAST CLINIC", 0.99, (200, 8, 360, 26)),
+            TextBox("L12-5/BREAST", 0.99, (8, 32, 120, 50)),
+            TextBox("Br Gen", 0.99, (560, 32, 620, 50)),
+            TextBox("3", 0.99, (552, 300, 560, 312)),
+            TextBox("C6 3:BREAST R15 HR 94%", 0.95, (100, 420, 300, 436)),
+        ]
+    )
+    r = read_annotation(screen([]), engine, region=FIELD)
+    assert r.parsed == ParsedAnnotation()
+    reasons = {b.text: b.drop_reason for b in r.all_boxes}
+    assert reasons["MCR RAD"] in ("header", "unknown_words", "chrome_row")
+    assert reasons["L12-5/BREAST"] in ("header", "preset", "chrome_row")
+    assert reasons["C6 3:BREAST R15 HR 94%"] == "preset"
+    assert r.text_boxes == []
+
+
+def test_a_label_split_over_three_lines_beside_the_marker_is_one_block() -> None:
+    engine = FakeEngine(
+        [
+            TextBox("R BRST", 0.97, (380, 330, 440, 346)),
+            TextBox("2 OCLOCK", 0.96, (380, 350, 462, 366)),
+            TextBox("3 CMFN SAG", 0.95, (380, 370, 480, 386)),
+            TextBox("D1 1.23 cm", 0.99, (110, 80, 190, 96)),  # caliper legend
+        ]
+    )
+    r = read_annotation(screen([]), engine, region=FIELD)
+    assert r.lines == ["R BRST", "2 OCLOCK", "3 CMFN SAG"]
+    assert r.parsed == ParsedAnnotation("breast", "right", "long", "2:00", 3.0)
+
+
+class StagedEngine(FakeEngine):
+    """Detector and recogniser apart, like RapidOcrEngine: records what it was asked to read."""
+
+    def __init__(self, boxes: list[TextBox]) -> None:
+        super().__init__(boxes)
+        self.recognised: list[str] = []
+
+    def detect(self, image: np.ndarray, limit_side_len: int | None = None) -> np.ndarray:
+        self.shapes.append(image.shape)
+        return np.array(
+            [[[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]] for b in self._boxes()],
+            np.float32,
+        ).reshape(-1, 4, 2)
+
+    def _boxes(self) -> list[tuple[int, int, int, int]]:
+        return [tb.box for tb in self.boxes]
+
+    def recognize(self, image: np.ndarray, quads: np.ndarray) -> list[TextBox]:
+        out = []
+        for q in np.asarray(quads).reshape(-1, 4, 2):
+            box = (int(q[0, 0]), int(q[0, 1]), int(q[2, 0]), int(q[2, 1]))
+            tb = next(t for t in self.boxes if t.box == box)
+            self.recognised.append(tb.text)
+            out.append(tb)
+        return out
+
+
+def test_blocks_are_recognised_field_first_and_reading_stops_once_the_side_is_known() -> None:
+    boxes = [
+        TextBox("MAYO CLINIC 05/14/2023 10:15:30", 0.99, (8, 8, 300, 26)),  # header band
+        TextBox("LT BREAST 2:00", 0.98, (120, 360, 260, 378)),  # on the field
+        TextBox("4", 0.99, (552, 300, 560, 312)),  # a lone depth-scale digit
+        TextBox("Frq 12.0", 0.99, (560, 80, 620, 96)),  # parameter panel, five rows
+        TextBox("Gn 50", 0.99, (560, 100, 610, 116)),
+        TextBox("DR 66", 0.99, (560, 120, 610, 136)),
+        TextBox("FR 30", 0.99, (560, 140, 610, 156)),
+        TextBox("Map B", 0.99, (560, 160, 610, 176)),
+    ]
+    engine = StagedEngine(boxes)
+    r = read_annotation(screen([]), engine, region=FIELD)
+    assert r.parsed.laterality == "left" and r.description == "LT BREAST 2:00"
+    assert engine.recognised == ["LT BREAST 2:00"]  # nothing else was worth the time
+    reasons = [b.drop_reason for b in r.all_boxes if b.text == ""]
+    assert reasons == ["not_read"] * 7
+
+    # without a side on the field, the rest of the screen is read, the panel last
+    engine = StagedEngine([*boxes[:1], TextBox("RADIAL", 0.98, (120, 360, 190, 378)), *boxes[2:]])
+    r = read_annotation(screen([]), engine, region=FIELD)
+    assert engine.recognised[0] == "RADIAL" and engine.recognised[-1] in ("Frq 12.0", "Map B")
+    assert "4" not in engine.recognised  # a lone glyph is never recognised
+    assert r.parsed == ParsedAnnotation("unknown", "unknown", "radial", None, None)
 
 
 def test_estimate_field_finds_the_speckle_not_the_header() -> None:
@@ -187,8 +284,8 @@ def test_end_to_end_label_with_chrome_calipers_and_legend(rapid: RapidOcrEngine)
     assert dropped.get("D1 1.23 CM") == "chrome"
     # whatever the engine made of the caliper glyphs, none reached the description
     assert all(b.text not in ("+", "x", "X") for b in r.text_boxes)
-    # the header (MCR RAD, MAYO BREAST CLINIC, L12-5 / BREAST) was never read
-    assert all(b.box[1] >= FIELD[1] - 6 for b in r.all_boxes)
+    # the header (MCR RAD, MAYO BREAST CLINIC, L12-5 / BREAST) did not reach the description
+    assert all(b.box[1] >= FIELD[1] - 6 for b in r.text_boxes)
 
 
 def test_end_to_end_without_region_skips_the_header(rapid: RapidOcrEngine) -> None:

@@ -1,0 +1,109 @@
+"""The whole `ocr_table` step, two readers side by side in one run (e.g. before / after a change).
+
+    .venv/bin/python benchmarks/bench_ocr_side_by_side.py --before /tmp/ocr_before \
+        [--patients 20] [--seed 8808] [--rounds 2] [--varied-share 0.6]
+
+`--before` is a checkout of the project at the old commit (`git worktree add /tmp/ocr_before
+f60f5db`). One batch is generated with the current generator; each reader then runs in its own
+process with PYTHONPATH pointing at its tree: it ingests the batch into a home of its own
+(untimed: catalog, images, clips) and materialises `ocr_table` alone through Dagster, which is
+what is timed (engine start-up, PNG loading, OCR, parsing, Parquet). Rounds alternate
+before / after so that a change in machine load hits both alike; the load average is printed
+with every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_STEP = r"""
+import json, os, sys, time
+from pathlib import Path
+from casbusi_assets.runner import run_batch
+from casbusi_assets.storage import warehouse
+from casbusi_assets.storage.home import layout
+zip_path, home_dir = Path(sys.argv[1]), Path(sys.argv[2])
+home = layout(home_dir).create()
+quiet = lambda message: None
+key = zip_path.stem
+if not home_dir.joinpath(".ingested").exists():
+    run_batch(zip_path, home, select=["dicom_catalog", "image_table", "video_table"], echo=quiet)
+    home_dir.joinpath(".ingested").write_text("ok")
+load = os.getloadavg()[0]
+t0 = time.perf_counter()
+run_batch(zip_path, home, select=["ocr_table"], echo=quiet)
+seconds = time.perf_counter() - t0
+df = warehouse.read_batch(home.warehouse, "ocr_table", key)
+ok = df[df["status"] == "ok"]
+import casbusi_assets
+print(json.dumps({"rows": len(df), "ok": len(ok), "seconds": seconds, "load": load,
+                  "load_end": os.getloadavg()[0], "tree": str(Path(casbusi_assets.__file__).parents[1]),
+                  "lateral": float((ok["laterality"] != "unknown").mean()) if len(ok) else 0.0}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", required=True, help="project checkout of the old reader")
+    ap.add_argument("--after", default=str(Path(__file__).resolve().parents[1]))
+    ap.add_argument("--patients", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=8808)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--varied-share", type=float, default=None)
+    args = ap.parse_args()
+
+    from casbusi_assets.synthetic import generate_batches
+    from casbusi_assets.synthetic.config import GeneratorConfig
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ocr_sbs_"))
+    cfg = (
+        GeneratorConfig()
+        if args.varied_share is None
+        else GeneratorConfig(varied_style_share=args.varied_share)
+    )
+    files = generate_batches(
+        tmp / "in", batches=1, patients=args.patients, seed=args.seed, config=cfg
+    )[0]
+    print(
+        f"batch seed {args.seed}, {args.patients} patients, varied_style_share "
+        f"{cfg.varied_style_share}; {os.cpu_count()} cores"
+    )
+    print("\n| round | reader | tree | rows | step seconds | images/s | load start / end |")
+    print("|---|---|---|---|---|---|---|")
+    results: dict[str, list[float]] = {"before": [], "after": []}
+    for k in range(args.rounds):
+        for name in ("before", "after"):
+            tree = args.before if name == "before" else args.after
+            env = {**os.environ, "PYTHONPATH": tree, "CASBUSI_OCR_ENGINE": "rapidocr"}
+            proc = subprocess.run(
+                [sys.executable, "-c", _STEP, str(files.zip_path), str(tmp / f"home_{name}")],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=tree,
+            )
+            if proc.returncode != 0:
+                print(f"| {k + 1} | {name} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            rate = r["rows"] / r["seconds"]
+            results[name].append(rate)
+            print(
+                f"| {k + 1} | {name} | {r['tree']} | {r['rows']} | {r['seconds']:.1f} | "
+                f"{rate:.2f} | {r['load']:.1f} / {r['load_end']:.1f} |"
+            )
+    print()
+    for name, rates in results.items():
+        if rates:
+            print(f"{name}: mean {sum(rates) / len(rates):.2f} images/s over {len(rates)} rounds")
+
+
+if __name__ == "__main__":
+    main()
