@@ -21,7 +21,7 @@ inbox_zip = dg.AssetSpec(
 )
 
 
-@dg.asset(**batch_table("ingest", {"dicom", "parquet"}, deps=[inbox_zip]))
+@dg.asset(**batch_table("ingest", {"dicom", "parquet"}, deps=[inbox_zip], pool="ingest"))
 def dicom_catalog(
     context: dg.AssetExecutionContext,
     casbusi_home: CasbusiHome,

@@ -4,9 +4,9 @@ Basic Application Level Confidentiality Profile).
 The profile removes (X) or empties (Z) these attributes; a value means the file was not
 anonymised, or was anonymised badly, and must not leave the building (Labelbox, exports).
 PatientID and AccessionNumber are replaced by anonymised values in this data (Mayo's
-`<patient>_dicoms_anon` convention), so they are links, not findings. A PatientName that only
-repeats the anonymised PatientID (`ANON^00001234`, or empty components) is the profile's "dummy
-value" and passes.
+`<patient>_dicoms_anon` convention), so they are links, not findings. A PatientName made only of
+`ANON`-like words, the anonymised PatientID or bare pseudonym numbers (`ANON^00001234`, empty
+components) is the profile's "dummy value" and passes.
 """
 
 from __future__ import annotations
@@ -68,7 +68,11 @@ def _name_is_dummy(element: dict, patient_id: str | None) -> bool:
     for v in element.get("Value") or []:
         text = v.get("Alphabetic", "") if isinstance(v, dict) else str(v)
         parts = [p.strip() for p in re.split(r"[\^=]", text) if p.strip()]
-        if any(not (_DUMMY_NAME.match(p) or (patient_id and p == patient_id)) for p in parts):
+        # a component passes when it is ANON-like, the anonymised id, or a bare pseudonym number
+        if any(
+            not (_DUMMY_NAME.match(p) or (patient_id and p == patient_id) or p.isdigit())
+            for p in parts
+        ):
             return False
     return True
 

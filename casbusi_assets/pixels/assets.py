@@ -15,7 +15,7 @@ from casbusi_assets.storage.file_staging import staged_batch_dir
 from casbusi_assets.storage.resources import CasbusiHome
 
 
-@dg.asset(**batch_table("images", {"png", "parquet"}))
+@dg.asset(**batch_table("images", {"png", "parquet"}, pool="ingest"))
 def image_table(
     context: dg.AssetExecutionContext,
     dicom_catalog: pd.DataFrame,
@@ -61,7 +61,7 @@ def image_table(
     )
 
 
-@dg.asset(**batch_table("videos", {"png", "parquet"}))
+@dg.asset(**batch_table("videos", {"png", "parquet"}, pool="ingest"))
 def video_table(
     context: dg.AssetExecutionContext,
     dicom_catalog: pd.DataFrame,

@@ -26,6 +26,8 @@ def test_anonymised_header_passes() -> None:
     # the profile's dummy value: the anonymised id, ANON, empty components
     assert identifying_fields(_header(PatientName="ANON^00001234"), "00001234") == []
     assert identifying_fields(_header(PatientName="^^^^")) == []
+    # the id was blanked but the pseudonymous name kept (the generator's missing-link case)
+    assert identifying_fields(_header(PatientName="ANON^00001234"), None) == []
 
 
 def test_each_identifying_field_is_found() -> None:
