@@ -34,6 +34,8 @@ _UPSTREAM = [
     "breast_table",
     "cleaned_images",
     "cleaned_videos",
+    "inpainted_images",
+    "labels_archive",
 ]
 
 _CHECKS = [
