@@ -153,6 +153,8 @@ class Rendered:
     clean: np.ndarray | None = None  # caliper-free pixels of frame 0 (caliper images only)
     body_marker: bool = False
     probe_angle_deg: float | None = None
+    # x0, y0, x1, y1 (exclusive) of the body-marker pictogram with its tail (None: no marker)
+    marker_box: tuple[int, int, int, int] | None = None
     frame_time_ms: float | None = None
 
     @property
@@ -547,6 +549,125 @@ def _convex_mask(h: int, w: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MarkerLook:
+    """How a body-marker pictogram is drawn. ``MarkerLook()`` is the classic look; the varied
+    style samples one per capture (sample_marker_look), as scanner vendors draw it differently."""
+
+    outline: str = "circle"  # circle | ellipse (a slightly flattened breast)
+    line_px: int = 1
+    nipple: bool = True
+    tail: bool = True  # the axillary tail
+    probe_px: int | None = None  # bar thickness; None: max(2, size // 18)
+    probe_len: float = 0.55  # bar length as a fraction of the radius
+    probe_box: bool = False  # probe drawn as a hollow rectangle instead of a bar
+    flatten: float = 1.0  # vertical radius / horizontal radius for the ellipse outline
+    backdrop: str = "dim4"  # dim4 | dim2 | none | black | framed
+    color: tuple[int, int, int] = (230, 230, 230)
+
+
+_MARKER_COLOURS = (
+    ((230, 230, 230), 4.0),
+    ((200, 200, 200), 1.5),
+    ((255, 255, 0), 1.5),
+    ((0, 255, 255), 1.0),
+    ((150, 240, 150), 1.0),
+    ((255, 200, 120), 0.7),
+)
+
+
+def sample_marker_look(rng: np.random.Generator, rgb: bool, yellow: bool) -> MarkerLook:
+    """A vendor-like variation of the pictogram: outline, strokes, probe, backdrop, colour."""
+    if yellow:
+        color = (255, 255, 0)
+    elif rgb:
+        w = np.array([c[1] for c in _MARKER_COLOURS])
+        color = _MARKER_COLOURS[int(rng.choice(len(w), p=w / w.sum()))][0]
+    else:
+        v = int(rng.integers(170, 256))
+        color = (v, v, v)
+    return MarkerLook(
+        outline="ellipse" if rng.random() < 0.4 else "circle",
+        line_px=1 if rng.random() < 0.7 else 2,
+        nipple=bool(rng.random() < 0.8),
+        tail=bool(rng.random() < 0.7),
+        probe_px=int(rng.integers(2, 5)),
+        probe_len=float(rng.uniform(0.45, 0.7)),
+        probe_box=bool(rng.random() < 0.2),
+        flatten=float(rng.uniform(0.8, 0.95)),
+        backdrop=str(
+            rng.choice(["dim4", "dim2", "none", "black", "framed"], p=[0.35, 0.2, 0.2, 0.15, 0.1])
+        ),
+        color=color,
+    )
+
+
+def place_body_marker(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    fields: list[tuple[int, int, int, int]],
+    size: int,
+    avoid: list[tuple[int, int, int, int]],
+) -> tuple[int, int]:
+    """Centre of a body marker of `size` px: a corner of the field, beside it (left, right,
+    below) or a corner of the screen, clear of the `avoid` boxes (x0, y0, x1, y1) and inside the
+    screen. Falls back to the classic bottom-right corner of the last field."""
+    hs = int(np.ceil(size / 2 * 1.35)) + 6  # half the pictogram with its tail and backdrop
+    fx0, fy0 = fields[0][0], fields[0][1]
+    fx1, fy1 = fields[-1][2], fields[-1][3]
+    m = int(rng.integers(6, 20))
+    cands = [
+        (fx0 + m + hs, fy0 + m + hs),  # field corners
+        (fx1 - m - hs, fy0 + m + hs),
+        (fx0 + m + hs, fy1 - m - hs),
+        (fx1 - m - hs, fy1 - m - hs),
+        (fx0 - m - hs, int(rng.uniform(fy0 + hs, fy1 - hs))),  # beside the field
+        (fx1 + 40 + hs, int(rng.uniform(fy0 + hs, fy1 - hs))),  # right, past the depth ruler
+        (int(rng.uniform(fx0 + hs, fx1 - hs)), fy1 + m + hs),  # below the field
+        (m + hs, height - m - hs),  # screen corners (the top ones sit under the header)
+        (width - m - hs, height - m - hs),
+        (m + hs, int(0.12 * height) + hs),
+        (width - m - hs, int(0.12 * height) + hs),
+    ]
+    order = rng.permutation(len(cands))
+    for i in order:
+        cx, cy = cands[int(i)]
+        box = (cx - hs, cy - hs, cx + hs, cy + hs)
+        if box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height:
+            continue
+        if any(
+            box[0] < a[2] + 4 and a[0] - 4 < box[2] and box[1] < a[3] + 4 and a[1] - 4 < box[3]
+            for a in avoid
+        ):
+            continue
+        return int(cx), int(cy)
+    return fx1 - size // 2 - 10, fy1 - size // 2 - 10
+
+
+def _marker_backdrop(img: np.ndarray, cx: int, cy: int, size: int, look: MarkerLook) -> None:
+    """Darken the area under the pictogram so it reads against bright speckle."""
+    hs = size // 2 + 6
+    h, w = img.shape[:2]
+    y0, y1, x0, x1 = max(0, cy - hs), min(h, cy + hs), max(0, cx - hs), min(w, cx + hs)
+    if look.backdrop == "dim4":
+        img[y0:y1, x0:x1] //= 4
+    elif look.backdrop == "dim2":
+        img[y0:y1, x0:x1] //= 2
+    elif look.backdrop in ("black", "framed"):
+        img[y0:y1, x0:x1] = 0
+        if look.backdrop == "framed":
+            c = (80, 80, 80) if img.ndim == 3 else (80,)
+            cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), c, 1)
+
+
+def _marker_box(cx: int, cy: int, size: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Bounds of a pictogram centred at (cx, cy): the outline plus the axillary tail's reach."""
+    r = size // 2
+    reach = int(np.ceil(r * 1.35)) + 2
+    return (max(0, cx - reach), max(0, cy - reach), min(w, cx + reach + 1), min(h, cy + r + 3))
+
+
 def _draw_body_marker(
     img: np.ndarray,
     rng: np.random.Generator,
@@ -556,11 +677,15 @@ def _draw_body_marker(
     ann: Annotation | None,
     angle: float,
     color: tuple[int, ...],
+    look: MarkerLook | None = None,
 ) -> None:
+    # look None is the classic pictogram, drawn exactly as the first generator did.
+    lk = look or MarkerLook()
+    lw = lk.line_px
     r = size // 2
     lat = ann.laterality if ann is not None else "left"
     area = ann.area if ann is not None else "breast"
-    probe_len = int(r * 0.55)
+    probe_len = int(r * lk.probe_len)
     if area == "axilla":
         # Torso edge and raised arm outline; the probe sits in the armpit.
         side = 1 if lat == "left" else -1
@@ -573,34 +698,86 @@ def _draw_body_marker(
             ],
             dtype=np.int32,
         )
-        cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
-        cv2.line(img, (cx - side * r, cy + r // 3), (cx - side * r // 3, cy), color, 1, cv2.LINE_AA)
+        cv2.polylines(img, [pts], False, color, lw, cv2.LINE_AA)
+        cv2.line(
+            img, (cx - side * r, cy + r // 3), (cx - side * r // 3, cy), color, lw, cv2.LINE_AA
+        )
         px, py = cx, cy - r // 6
     else:
-        cv2.circle(img, (cx, cy), r, color, 1, cv2.LINE_AA)
-        cv2.circle(img, (cx, cy), max(2, r // 8), color, -1, cv2.LINE_AA)
-        # Axillary tail towards the patient's axilla (viewer's right for the left breast).
-        tail = 1 if lat == "left" else -1
-        a0 = np.deg2rad(45)
-        p0 = (int(cx + tail * r * np.cos(a0)), int(cy - r * np.sin(a0)))
-        p1 = (int(cx + tail * r * 1.35), int(cy - r * 1.05))
-        cv2.line(img, p0, p1, color, 1, cv2.LINE_AA)
+        if lk.outline == "ellipse":
+            axes = (r, int(round(r * lk.flatten)))
+            cv2.ellipse(img, (cx, cy), axes, 0, 0, 360, color, lw, cv2.LINE_AA)
+        else:
+            cv2.circle(img, (cx, cy), r, color, lw, cv2.LINE_AA)
+        if lk.nipple:
+            cv2.circle(img, (cx, cy), max(2, r // 8), color, -1, cv2.LINE_AA)
+        if lk.tail:
+            # Axillary tail towards the patient's axilla (viewer's right for the left breast).
+            tail = 1 if lat == "left" else -1
+            a0 = np.deg2rad(45)
+            ry = r * (lk.flatten if lk.outline == "ellipse" else 1.0)
+            p0 = (int(cx + tail * r * np.cos(a0)), int(cy - ry * np.sin(a0)))
+            p1 = (int(cx + tail * r * 1.35), int(cy - ry * 1.05))
+            cv2.line(img, p0, p1, color, lw, cv2.LINE_AA)
         hour = ann.marker_hour if ann is not None else None
         if hour is None:
             hour = float(rng.uniform(0, 12))
         th = np.deg2rad(90.0 - 30.0 * hour)
+        # Along the true clock direction, so a radial bar points at the nipple on any outline.
         rad = r * rng.uniform(0.45, 0.7)
         px, py = int(cx + rad * np.cos(th)), int(cy - rad * np.sin(th))
     a = np.deg2rad(angle)
     dx, dy = probe_len * np.cos(a) / 2, -probe_len * np.sin(a) / 2
-    cv2.line(
-        img,
-        (int(px - dx), int(py - dy)),
-        (int(px + dx), int(py + dy)),
-        color,
-        max(2, size // 18),
-        cv2.LINE_AA,
-    )
+    thick = lk.probe_px if lk.probe_px is not None else max(2, size // 18)
+    if lk.probe_box:
+        # A hollow probe footprint: a thin rectangle along the bar.
+        half_w = max(2, thick)
+        nx, ny = -np.sin(a) * half_w, -np.cos(a) * half_w
+        quad = np.array(
+            [
+                [px - dx + nx, py - dy + ny],
+                [px + dx + nx, py + dy + ny],
+                [px + dx - nx, py + dy - ny],
+                [px - dx - nx, py - dy - ny],
+            ]
+        )
+        cv2.polylines(img, [np.round(quad).astype(np.int32)], True, color, 1, cv2.LINE_AA)
+    else:
+        cv2.line(
+            img,
+            (int(px - dx), int(py - dy)),
+            (int(px + dx), int(py + dy)),
+            color,
+            thick,
+            cv2.LINE_AA,
+        )
+
+
+# Caliper mark shapes: classic draws "+" and "x"; varied adds small crosses, dotted endpoints
+# (a filled dot) and the outlined "+" some vendors draw (a light cross with a dark rim).
+CALIPER_SHAPES = ("+", "x", "small_cross", "dot", "outlined_plus")
+CALIPER_COLOURS = {"white": (245, 245, 245), "yellow": YELLOW, "green": (40, 230, 60)}
+
+
+def _mark_mask(shape: str, s: int, thick: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """Footprint of a mark centred in a (2r+1)^2 patch: (stroke mask, dark rim mask or None)."""
+    r = s + thick + 2
+    m = np.zeros((2 * r + 1, 2 * r + 1), dtype=np.uint8)
+    c = r
+    if shape in ("+", "small_cross", "outlined_plus"):
+        cv2.line(m, (c - s, c), (c + s, c), 1, thick)
+        cv2.line(m, (c, c - s), (c, c + s), 1, thick)
+    elif shape == "x":
+        cv2.line(m, (c - s, c - s), (c + s, c + s), 1, thick)
+        cv2.line(m, (c - s, c + s), (c + s, c - s), 1, thick)
+    elif shape == "dot":
+        cv2.circle(m, (c, c), s, 1, -1)
+    else:
+        raise ValueError(f"unknown caliper shape {shape!r}")
+    rim = None
+    if shape == "outlined_plus":
+        rim = cv2.dilate(m, np.ones((3, 3), np.uint8)) & (m == 0)
+    return m.astype(bool), None if rim is None else rim.astype(bool)
 
 
 def _draw_mark(img: np.ndarray, x: int, y: int, shape: str, s: int, color: tuple[int, ...]) -> None:
@@ -883,26 +1060,48 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
             text_box = box if text_box is None else _union(text_box, box)
         out.text_box = text_box
 
-    # Body marker in the bottom-right corner of the (last) field.
+    # Body marker: classic in the bottom-right corner of the (last) field; varied anywhere (a
+    # field corner, beside the field, a screen corner) with its own size and look.
     if spec.body_marker:
         lf = lay.fields[-1]
         mcx = lf[2] - marker_size // 2 - 10
         mcy = lf[3] - marker_size // 2 - 10
+        look: MarkerLook | None = None
+        if spec.style == "varied":
+            mrng = varied_rng(spec, rng, "marker")
+            marker_size = int(np.clip(mrng.uniform(0.06, 0.14) * h, 36, 120))
+            look = sample_marker_look(mrng, stack.ndim == 4, yellow)
+            avoid = [text_box] if text_box is not None else []
+            mcx, mcy = place_body_marker(mrng, w, h, lay.fields, marker_size, avoid)
         orient = ann.orientation if ann is not None else "unknown"
         hour = ann.marker_hour if ann is not None else None
         angle = probe_angle(orient, hour, rng)
         mcol: tuple[int, ...] = YELLOW if yellow else (230, 230, 230)
+        if look is not None:
+            mcol = look.color
         sub_seed = int(rng.integers(2**32))
         for k in range(n):
             f = stack[k]
-            # Clear a dark backdrop so the pictogram reads against bright speckle.
-            hs = marker_size // 2 + 6
-            f[mcy - hs : mcy + hs, mcx - hs : mcx + hs] //= 4
+            if look is None:
+                # Clear a dark backdrop so the pictogram reads against bright speckle.
+                hs = marker_size // 2 + 6
+                f[mcy - hs : mcy + hs, mcx - hs : mcx + hs] //= 4
+            else:
+                _marker_backdrop(f, mcx, mcy, marker_size, look)
             _draw_body_marker(
-                f, np.random.default_rng(sub_seed), mcx, mcy, marker_size, ann, angle, _fit(mcol, f)
+                f,
+                np.random.default_rng(sub_seed),
+                mcx,
+                mcy,
+                marker_size,
+                ann,
+                angle,
+                _fit(mcol, f),
+                look,
             )
         out.body_marker = True
         out.probe_angle_deg = float(round(angle, 1))
+        out.marker_box = _marker_box(mcx, mcy, marker_size, w, h)
 
     if text_box is not None and spec.text_degradation in ("blur", "jpeg"):
         sub_seed = int(rng.integers(2**32))
