@@ -179,7 +179,9 @@ def render(stats: dict) -> str:
         "",
         f"- stills: `{sources.get('images')}`; clips: `{sources.get('videos')}`",
         f"- caliper-free copies: `{sources.get('inpainting')}` "
-        f"({stats.get('inpainted_images', 0)} exported stills are inpainted copies)",
+        f"({stats.get('inpainted_images', 0)} exported stills are inpainted copies; "
+        f"{stats.get('calipers_not_removed', 0)} exported stills show calipers that no "
+        "caliper-free copy removed: `has_calipers AND NOT inpainted` in the manifest)",
         "- every file in `images/`, `masks/` and `videos/` has a row in `manifest.parquet`: batch,",
         "  zip member path, SOPInstanceUID, patient, accession, breast, the DICOM file and pixel",
         "  SHA-256, the SHA-256 of the exported file, the crop box, inpainted or not, label source",

@@ -125,6 +125,14 @@ def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
     lat_ocr = "o.laterality" if ocr else "NULL"
     laterality = f"lower(coalesce({_pick(cols, c, 'laterality', 'NULL')}, {lat_ocr}))"
     inpainted = "inpainted_images" in present
+    inpaint_join = ""
+    if inpainted:
+        # Only copies the inpainting stage reports as made (status ok, where it has a status).
+        ok = " AND p.status = 'ok'" if "status" in _columns(home, "inpainted_images") else ""
+        inpaint_join = (
+            "LEFT JOIN inpainted_images p ON p.batch_id = i.batch_id "
+            f"AND p.sop_instance_uid = i.sop_instance_uid{ok}"
+        )
     labels = "labels_archive" in present
     label_cols = _columns(home, "labels_archive") if labels else set()
     flag_select = ", ".join(
@@ -165,7 +173,7 @@ def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
         LEFT JOIN dicom_catalog d
                ON d.batch_id = i.batch_id AND d.member_path = i.member_path
         {"LEFT JOIN ocr_table o ON o.batch_id = i.batch_id AND o.sop_instance_uid = i.sop_instance_uid AND o.source = 'image'" if ocr else ""}
-        {"LEFT JOIN inpainted_images p ON p.batch_id = i.batch_id AND p.sop_instance_uid = i.sop_instance_uid" if inpainted else ""}
+        {inpaint_join}
         {"LEFT JOIN labels l ON l.sop_instance_uid = i.sop_instance_uid" if labels else ""}
     )
     SELECT cand.*,

@@ -40,6 +40,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("crop_w", I64),
         ("crop_h", I64),
         ("inpainted", BOOL),  # cropped from the caliper-free copy
+        ("has_calipers", BOOL),  # cleaning found calipers on the original (null: unknown)
         ("label_source", STR),  # case_table (biopsy) [+ labels_archive]
         ("labels_archive_version", STR),  # version of the instance label / mask used, or null
         ("split", STR),  # train | val | test

@@ -288,6 +288,7 @@ def _image_tasks(row, staging: Path, home_root: Path) -> list[dict]:
             **_lineage(row, home_root, row.source_path),
             "frame_index": None,
             "inpainted": bool(row.inpainted),
+            "has_calipers": None if pd.isna(row.has_calipers) else bool(row.has_calipers),
             "label_source": label_source,
             "labels_archive_version": version if labelled else None,
         }
@@ -418,6 +419,12 @@ def _stats(plan: ExportPlan, manifest_rows: list[dict], inputs: ExportInputs, co
         "files": kinds,
         "bytes": int(sum(r["bytes"] for r in manifest_rows)),
         "inpainted_images": int(exp_img["inpainted"].astype(bool).sum()) if len(exp_img) else 0,
+        # Stills cleaning found calipers on that went out without a caliper-free copy.
+        "calipers_not_removed": int(
+            (exp_img["has_calipers"].map(_flag) & ~exp_img["inpainted"].astype(bool)).sum()
+        )
+        if len(exp_img) and "has_calipers" in exp_img
+        else 0,
         "labelled_images": int(exp_img["has_instance_label"].map(_flag).sum())
         if len(exp_img) and "has_instance_label" in exp_img
         else 0,

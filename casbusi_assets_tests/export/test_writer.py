@@ -130,6 +130,9 @@ def test_exported_pixels_are_the_crop_of_the_inpainted_copy_with_lineage(fake_ho
         assert row.dicom_pixel_sha256 == member["pixel_sha256"]
     frames = manifest[manifest["file_kind"] == "video_frame"]
     assert len(frames) == 8 and set(frames["frame_index"]) == {0, 4}
+    # The caliper captures went out as their caliper-free copies, and the manifest says so.
+    assert (images["has_calipers"] == images["inpainted"]).all()
+    assert result.stats["calipers_not_removed"] == 0
 
 
 def test_export_without_labels_works_and_says_so(fake_home):
@@ -140,6 +143,9 @@ def test_export_without_labels_works_and_says_so(fake_home):
     card = (result.export_dir / "README.md").read_text()
     assert "labels: none (no labels archive" in card
     assert set(_manifest(result)["label_source"]) == {"case_table"}
+    # No inpainting in this home: the caliper captures are exported as they are, and counted.
+    assert result.stats["calipers_not_removed"] == 6
+    assert "6 exported stills show calipers" in card
     assert _manifest(result)["labels_archive_version"].isna().all()
 
 
