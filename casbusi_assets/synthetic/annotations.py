@@ -105,9 +105,17 @@ def quadrant_hour(quadrant: str, laterality: str) -> float:
 
 
 def sample_annotation(
-    rng: np.random.Generator, laterality: str, area: str = "breast"
+    rng: np.random.Generator, laterality: str, area: str = "breast", wide: bool = False
 ) -> Annotation:
-    """Sample one annotation for an image of `laterality` ('left'/'right') and `area`."""
+    """Sample one annotation for an image of `laterality` ('left'/'right') and `area`.
+
+    ``wide`` (the "varied" screen style) draws from the wider vocabulary of breast-ultrasound
+    practice (see ``_WIDE_*``: SAG/TRV, L BR, RT BRST, 2 OCLOCK, 2OC, 2 00, 3 CMFN, 3-4CM, SA,
+    AX ...) and splits the label over two or three lines more often. The classic draws are
+    unchanged (``wide=False`` consumes the stream exactly as before).
+    """
+    if wide:
+        return _sample_wide(rng, laterality, area)
     title_case = rng.random() < 0.05
     lat_word: str | None = _pick(rng, _LAT_WORDS[laterality])
     lat_truth = laterality
@@ -210,6 +218,143 @@ def _layout(
             lines[0] = f"{lines[0]} {extra}".strip()
     lines = [line for line in lines if line]
     return lines or [extra or "BREAST"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The wide vocabulary (varied style): spellings seen on real breast-ultrasound screens.
+
+_WIDE_LAT = {
+    "left": (("LT", 5.0), ("LEFT", 3.0), ("L", 2.0)),
+    "right": (("RT", 5.0), ("RIGHT", 3.0), ("R", 2.0)),
+}
+_WIDE_AREA = {
+    "breast": (("BREAST", 6.0), ("BR", 2.0), ("BRST", 2.0)),
+    "axilla": (("AXILLA", 5.0), ("AX", 3.0), ("AXILLARY", 1.0)),
+    "supraclavicular": (("SUPRACLAV", 4.0), ("SUPRACLAVICULAR", 1.0)),
+    "subclavicular": (("INFRACLAV", 4.0), ("INFRACLAVICULAR", 1.0), ("SUBCLAV", 1.0)),
+}
+_WIDE_ORIENT = {
+    "radial": (("RAD", 4.0), ("RADIAL", 4.0)),
+    "anti-radial": (("ARAD", 3.0), ("ANTI-RAD", 3.0), ("ANTIRADIAL", 1.0), ("ANTI-RADIAL", 1.0)),
+    "trans": (("TRV", 4.0), ("TRANSVERSE", 3.0), ("TRANS", 2.0)),
+    "long": (("SAG", 4.0), ("SAGITTAL", 3.0), ("LONG", 2.0)),
+    "oblique": (("OBL", 4.0), ("OBLIQUE", 2.0)),
+}
+# Whole-hour clock spellings ({h}: hour); other minutes are always written H:MM.
+_WIDE_CLOCK = (
+    ("{h}:00", 5.0),
+    ("{h} O'CLOCK", 1.5),
+    ("{h} OCLOCK", 1.5),
+    ("{h}OC", 1.5),
+    ("{h} 00", 1.0),
+)
+_WIDE_DIST = (
+    ("{d}CM FN", 4.0),
+    ("{d} CMFN", 2.0),
+    ("FN {d}CM", 2.0),
+    ("{d} CM FN", 2.0),
+    ("{d}CMFN", 1.0),
+)
+_WIDE_SUBAREOLAR = (("SUBAREOLAR", 2.0), ("RETROAREOLAR", 2.0), ("SA", 1.5))
+
+
+def _sample_wide(rng: np.random.Generator, laterality: str, area: str) -> Annotation:
+    lat_word: str | None = _pick(rng, _WIDE_LAT[laterality])
+    lat_truth = laterality
+    if rng.random() < 0.03:
+        lat_word, lat_truth = None, "unknown"
+    clock_tok: str | None = None
+    clock_truth: str | None = None
+    marker_hour: float | None = None
+    dist_tok: str | None = None
+    dist_truth: float | None = None
+    extra: str | None = None
+    area_word: str | None
+    if area == "breast":
+        orient = _pick(rng, _BREAST_ORIENT)
+        u = rng.random()
+        if u < 0.68:
+            hour = int(rng.integers(1, 13))
+            minute = int(rng.choice([0, 30, 15, 45], p=[0.78, 0.18, 0.02, 0.02]))
+            clock_truth = f"{hour}:{minute:02d}"
+            marker_hour = hour + minute / 60
+            clock_tok = _pick(rng, _WIDE_CLOCK).format(h=hour) if minute == 0 else clock_truth
+        elif u < 0.78:
+            quad = str(rng.choice(QUADRANTS))
+            clock_tok, clock_truth = quad.upper(), quad
+            marker_hour = quadrant_hour(quad, laterality)
+        elif u < 0.86:
+            extra = _pick(rng, _WIDE_SUBAREOLAR)
+        if clock_tok is not None and rng.random() < 0.65:
+            dist_tok, dist_truth = _wide_distance(rng)
+        area_word = _pick(rng, _WIDE_AREA["breast"])
+        if clock_tok is not None and rng.random() < 0.1:
+            area_word = None
+    else:
+        orient = _pick(rng, _NODAL_ORIENT)
+        area_word = _pick(rng, _WIDE_AREA[area])
+        if area == "axilla" and rng.random() < 0.15:
+            dist_tok, dist_truth = _wide_distance(rng, low=2, high=10)
+    # One-letter sides are read as a side only next to a keyword (parsing.py): keep one there.
+    if lat_word in ("L", "R") and area_word is None and clock_tok is None:
+        area_word = _pick(rng, _WIDE_AREA[area])
+    orient_word = None if orient == "unknown" else _pick(rng, _WIDE_ORIENT[orient])
+    if extra is None and rng.random() < 0.12:
+        extra = str(rng.choice(_EXTRAS))
+    lines = _wide_layout(rng, lat_word, area_word, clock_tok, dist_tok, orient_word, extra)
+    area_truth = area if (area_word is not None or clock_truth is not None) else "unknown"
+    if area == "breast" and extra in ("SUBAREOLAR", "RETROAREOLAR", "SA"):
+        area_truth = "breast"  # behind the nipple: the breast, with no clock position
+    return Annotation(
+        lines=tuple(lines),
+        area=area_truth,
+        laterality=lat_truth,
+        orientation=orient,
+        clock_pos=clock_truth,
+        nipple_dist_cm=dist_truth,
+        marker_hour=marker_hour,
+    )
+
+
+def _wide_distance(rng: np.random.Generator, low: int = 1, high: int = 12) -> tuple[str, float]:
+    a = int(np.clip(np.round(rng.gamma(3.0, 1.4)), low, high))
+    u = rng.random()
+    if u < 0.12 and a < high:
+        # a bare range "3-4CM" (no FN): read as a distance because the label has context
+        return f"{a}-{a + 1}CM", a + 0.5
+    if u < 0.24 and a < high:
+        text, value = f"{a}-{a + 1}", a + 0.5
+    elif u < 0.32:
+        text, value = f"{a}.5", a + 0.5
+    else:
+        text, value = str(a), float(a)
+    return _pick(rng, _WIDE_DIST).format(d=text), value
+
+
+def _wide_layout(
+    rng: np.random.Generator,
+    lat: str | None,
+    area: str | None,
+    clock: str | None,
+    dist: str | None,
+    orient: str | None,
+    extra: str | None,
+) -> list[str]:
+    """Token groups split over one to three lines; the order within a line is the reading order."""
+    groups = [" ".join(t for t in (lat, area) if t), clock or "", dist or "", orient or ""]
+    if lat in ("L", "R") and not area:
+        groups[:2] = [f"{lat} {clock}", ""]  # a one-letter side stays next to its clock
+    if extra:
+        groups.insert(int(rng.integers(1, len(groups) + 1)), extra)
+    groups = [g for g in groups if g]
+    if not groups:
+        return ["BREAST"]
+    n_lines = int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
+    n_lines = min(n_lines, len(groups))
+    # cut points between groups, never inside one ("2 O'CLOCK" and "L BR" stay whole)
+    cuts = sorted(rng.choice(np.arange(1, len(groups)), size=n_lines - 1, replace=False).tolist())
+    bounds = [0, *cuts, len(groups)]
+    return [" ".join(groups[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _title(line: str) -> str:

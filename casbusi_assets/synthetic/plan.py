@@ -21,7 +21,13 @@ from casbusi_assets.synthetic.case_csv import (
 )
 from casbusi_assets.synthetic.config import EXPLICIT_LE, J2K, RLE, GeneratorConfig
 from casbusi_assets.synthetic.dicom_writer import StudyHeader, make_uid
-from casbusi_assets.synthetic.scanner_screen import FONTS, PROFILES, ScannerProfile
+from casbusi_assets.synthetic.scanner_screen import (
+    FONTS,
+    PROFILES,
+    VARIED_FONTS,
+    VARIED_TEXT_POSITIONS,
+    ScannerProfile,
+)
 
 FILTER_CASES = (
     "male",
@@ -32,6 +38,9 @@ FILTER_CASES = (
     "biopsy_late",
 )
 _FONT_W = (0.34, 0.2, 0.12, 0.12, 0.22)
+# Varied style: the classic fonts plus the other legible OpenCV Hershey families.
+_VARIED_FONT_W = (0.14, 0.1, 0.08, 0.08, 0.12, 0.14, 0.12, 0.12, 0.1)
+_VARIED_POS_W = (0.1, 0.06, 0.08, 0.14, 0.1, 0.16, 0.12, 0.12, 0.12)
 _AREA_W = (("breast", 0.84), ("axilla", 0.1), ("supraclavicular", 0.03), ("subclavicular", 0.03))
 
 
@@ -159,9 +168,29 @@ def plan_batch(seed: int, batch_index: int, patients: int, cfg: GeneratorConfig)
         for item in st.items:
             if style_rng.random() < cfg.varied_style_share:
                 item.style = "varied"
+                _vary_text(seed, item)
     for st in studies:
         _name_files(st)
     return BatchPlan(seed=seed, batch_index=batch_index, batch_id=bid, studies=studies)
+
+
+def _vary_text(seed: int, item: ItemPlan) -> None:
+    """The varied style's text: wide vocabulary, more fonts, text placed anywhere.
+
+    Drawn from a stream of its own (seed, item key), so classic items and the rest of the plan
+    are untouched; the truth follows from ``item.annotation`` as for classic items. The exact
+    position of a placement kind is drawn at render time (scanner_screen.varied_rng "text").
+    """
+    rng = np.random.default_rng(seed_int("varied-text", seed, item.key))
+    item.text_font = str(rng.choice(VARIED_FONTS, p=np.array(_VARIED_FONT_W) / sum(_VARIED_FONT_W)))
+    item.text_position = str(
+        rng.choice(VARIED_TEXT_POSITIONS, p=np.array(_VARIED_POS_W) / sum(_VARIED_POS_W))
+    )
+    if item.annotation is not None:
+        item.annotation = sample_annotation(rng, item.side, item.area, wide=True)
+    if item.text_degradation == "low_contrast" and item.text_position in ("top_left", "field_any"):
+        # Dim text over the bright skin line is unreadable even for a human (as for classic).
+        item.text_degradation = "none"
 
 
 def _plan_study(

@@ -38,11 +38,40 @@ TEXT_CONTRAST_FRACTION = 0.6
 # Cap height (px) at and above which a blurred label gets the full blur strength.
 MAX_BLUR_CAP_PX = 12.0
 
+# The varied style adds the other legible OpenCV Hershey families (the script faces are left
+# out: no scanner writes labels in a handwriting face) and italic variants.
+VARIED_FONTS = (
+    *FONTS,
+    "hershey_triplex",
+    "hershey_complex_small",
+    "hershey_simplex_italic",
+    "hershey_duplex_italic",
+)
+# Where the varied style puts the label: the classic three, anywhere in the field, beside the
+# body marker, and each corner of the screen (outside the field, clear of the chrome).
+VARIED_TEXT_POSITIONS = (
+    "bottom_left",
+    "bottom_centre",
+    "top_left",
+    "field_any",
+    "beside_marker",
+    "screen_bl",
+    "screen_br",
+    "screen_tl",
+    "screen_tr",
+)
+# Varied text colours (RGB captures; a grey capture gets the white / grey ones).
+_VARIED_COLOURS = (("white", 4.0), ("grey", 2.0), ("yellow", 2.0), ("cyan", 1.5))
+
 _CV_FONTS = {
     "hershey_simplex": cv2.FONT_HERSHEY_SIMPLEX,
     "hershey_duplex": cv2.FONT_HERSHEY_DUPLEX,
     "hershey_plain": cv2.FONT_HERSHEY_PLAIN,
     "hershey_complex": cv2.FONT_HERSHEY_COMPLEX,
+    "hershey_triplex": cv2.FONT_HERSHEY_TRIPLEX,
+    "hershey_complex_small": cv2.FONT_HERSHEY_COMPLEX_SMALL,
+    "hershey_simplex_italic": cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC,
+    "hershey_duplex_italic": cv2.FONT_HERSHEY_DUPLEX | cv2.FONT_ITALIC,
 }
 # Scale giving roughly a 10 px cap height per font (PLAIN is drawn about half as tall).
 _CV_UNIT_SCALE = {
@@ -50,6 +79,10 @@ _CV_UNIT_SCALE = {
     "hershey_duplex": 0.45,
     "hershey_plain": 0.85,
     "hershey_complex": 0.45,
+    "hershey_triplex": 0.45,
+    "hershey_complex_small": 0.55,
+    "hershey_simplex_italic": 0.45,
+    "hershey_duplex_italic": 0.45,
 }
 
 
@@ -1048,6 +1081,16 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
             tx = fx0[0] + int(rng.integers(8, 24))
             ty = fx0[3] - th - int(rng.integers(8, 24))
         thick = 2 if spec.text_font == "hershey_simplex" and cap > 15 and rng.random() < 0.5 else 1
+        if spec.style == "varied":
+            # Every varied choice from its own stream: the main one was drawn as for classic.
+            vrng = varied_rng(spec, rng, "text")
+            text_color = _varied_text_color(vrng, stack.ndim == 4, yellow, spec.text_degradation)
+            placed = _place_varied_text(
+                vrng, spec, lay.fields, stack[0], lines, cap, marker_size, 8.0
+            )
+            if placed is not None:
+                tx, ty, cap, tw, th = placed
+                text_cap = cap
         backdrop = _backdrop_box(stack[0], tx, ty, tw, th)
         factor = _backdrop_factor(stack[0], backdrop, max(text_color))
         for k in range(n):
@@ -1141,6 +1184,99 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
         stack = np.clip(f, 0, 255).astype(np.uint8)
         out.frames = stack
     return out
+
+
+def _varied_text_color(
+    rng: np.random.Generator, rgb: bool, yellow: bool, degradation: str
+) -> tuple[int, ...]:
+    """White, grey, yellow or cyan (colours only on RGB captures; yellow_overlay stays yellow)."""
+    names = [n for n, _ in _VARIED_COLOURS if rgb or n in ("white", "grey")]
+    w = np.array([dict(_VARIED_COLOURS)[n] for n in names])
+    name = "yellow" if yellow else names[int(rng.choice(len(names), p=w / w.sum()))]
+    if degradation == "low_contrast":
+        v = int(rng.integers(120, 150))
+    elif name == "grey":
+        v = int(rng.integers(165, 205))
+    else:
+        v = int(rng.integers(225, 256))
+    return {"yellow": (v, v, 0), "cyan": (0, v, v)}.get(name, (v, v, v))
+
+
+def _free(img: np.ndarray, box: tuple[int, int, int, int], pad: int = 5) -> bool:
+    """True when `box` (x0, y0, x1, y1) lies on the screen over black (no chrome under it)."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = box
+    if x0 < 2 or y0 < 2 or x1 > w - 2 or y1 > h - 2:
+        return False
+    roi = img[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+    return roi.size > 0 and int(roi.max()) < 40
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int = 4) -> bool:
+    return a[0] < b[2] + gap and b[0] - gap < a[2] and a[1] < b[3] + gap and b[1] - gap < a[3]
+
+
+def _place_varied_text(
+    rng: np.random.Generator,
+    spec: CaptureSpec,
+    fields: list[tuple[int, int, int, int]],
+    img: np.ndarray,
+    lines: list[str],
+    cap: float,
+    marker_size: int,
+    min_cap: float,
+) -> tuple[int, int, float, int, int] | None:
+    """(x, y, cap, width, height) of the label for a varied placement, or None (classic spot).
+
+    Field placements stay inside the field and off the classic body-marker corner; screen
+    corners stay outside every field on black, clear of the chrome already drawn (header,
+    parameter panel, depth ruler, colour bar), shrinking the text down to `min_cap` to fit.
+    """
+    pos = spec.text_position
+    font = spec.text_font
+    fx0, fy0 = fields[0][0], fields[0][1]
+    fx1, fy1 = fields[-1][2], fields[-1][3]
+    marker = (
+        fx1 - marker_size - 16,
+        fy1 - marker_size - 16,
+        fx1,
+        fy1,
+    )
+    m = int(rng.integers(6, 22))
+    for _ in range(12):
+        tw, th, _ = text_size(lines, font, cap)
+        if pos == "field_any":
+            hi_x, hi_y = fx1 - tw - 8, fy1 - th - 8
+            if hi_x > fx0 + 8 and hi_y > fy0 + 8:
+                for _ in range(8):
+                    tx = int(rng.integers(fx0 + 8, hi_x + 1))
+                    ty = int(rng.integers(fy0 + 8, hi_y + 1))
+                    if not _overlaps((tx, ty, tx + tw, ty + th), marker):
+                        return tx, ty, cap, tw, th
+        elif pos == "beside_marker":
+            tx = marker[0] - m - tw
+            ty = int(np.clip(fy1 - marker_size // 2 - 10 - th // 2, fy0 + 8, fy1 - th - 8))
+            if tx > fx0 + 8:
+                return tx, ty, cap, tw, th
+        elif pos.startswith("screen_"):
+            right, top = pos.endswith("r"), pos[-2] == "t"
+            w, h = img.shape[1], img.shape[0]
+            xs = [w - m - tw] if right else [m]
+            # top: beside the field top, or just under the header; bottom: the screen's foot
+            ys = [fy0, int(0.05 * h) + m] if top else [h - m - th]
+            for tx in xs:
+                for ty in ys:
+                    box = (tx, ty, tx + tw, ty + th)
+                    if any(_overlaps(box, f, 6) for f in fields):
+                        continue
+                    if _free(img, box):
+                        return tx, ty, cap, tw, th
+        else:
+            return None
+        if cap * 0.9 < min_cap:
+            break
+        cap *= 0.9
+    return None
 
 
 def _fit(color: tuple[int, ...], img: np.ndarray) -> tuple[int, ...]:

@@ -88,3 +88,61 @@ def test_probe_angle(orientation, hour, angle):
 def test_quadrant_hours_mirror_between_breasts():
     assert quadrant_hour("uoq", "left") == 1.5 and quadrant_hour("uoq", "right") == 10.5
     assert quadrant_hour("liq", "left") == 7.5 and quadrant_hour("liq", "right") == 4.5
+
+
+# --------------------------------------------------------------------------------------------
+# the wide vocabulary of the varied style
+
+
+def _wide(n: int, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    areas = ["breast"] * 8 + ["axilla", "supraclavicular", "subclavicular"]
+    out = []
+    for _ in range(n):
+        side = str(rng.choice(["left", "right"]))
+        area = str(rng.choice(areas))
+        out.append((side, area, sample_annotation(rng, side, area, wide=True)))
+    return out
+
+
+def test_wide_vocabulary_uses_the_forms_of_practice():
+    words = " / ".join(a.text.replace("\n", " / ") for _, _, a in _wide(1500))
+    for form in ("SAG", "SAGITTAL", "TRV", "TRANSVERSE", "ARAD", "ANTI-RAD", "OBL", "BRST"):
+        assert re.search(rf"(?<![A-Z-]){form}(?![A-Z])", words), form
+    for pattern in (
+        r"\d O'CLOCK",
+        r"\d OCLOCK",
+        r"\dOC\b",
+        r"\d 00\b",
+        r"\d CMFN",
+        r"FN \d",
+        r"\d-\d+CM\b",
+        r"\bSA\b",
+        r"\bAX\b",
+        r"SUPRACLAV",
+        r"INFRACLAV",
+        r"SUBAREOLAR",
+        r"RETROAREOLAR",
+        r"(?<![A-Z])L BR(?![A-Z])",
+    ):
+        assert re.search(pattern, words), pattern
+    lines = [len(a.lines) for _, _, a in _wide(600)]
+    assert {1, 2, 3} <= set(lines)
+
+
+def test_wide_truth_is_what_the_parser_reads_from_the_words():
+    # The truth of every wide annotation is what a perfect reader concludes from its text:
+    # the OCR parser, given the exact words, must agree field by field.
+    from casbusi_assets.ocr.parsing import parse_annotation
+
+    for _, _, a in _wide(2000, seed=11):
+        p = parse_annotation(a.text)
+        got = (p.area, p.laterality, p.orientation, p.clock_pos, p.nipple_dist_cm)
+        want = (a.area, a.laterality, a.orientation, a.clock_pos, a.nipple_dist_cm)
+        assert got == want, a.text
+
+
+def test_classic_draws_are_unchanged_by_the_wide_option():
+    a = sample_annotation(np.random.default_rng(5), "left", "breast")
+    b = sample_annotation(np.random.default_rng(5), "left", "breast", wide=False)
+    assert a == b
