@@ -100,7 +100,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             orientation_model_path=_env("CASBUSI_ORIENTATION_MODEL", ""),
         ),
         "inpaint_settings": InpaintSettings(
-            method=_env("CASBUSI_INPAINT_METHOD", "ns"),
+            method=_env("CASBUSI_INPAINT_METHOD", "learned"),
             radius=float(_env("CASBUSI_INPAINT_RADIUS", "3")),
             model_path=_env("CASBUSI_INPAINT_MODEL", DEFAULT_MODEL_PATH),
         ),

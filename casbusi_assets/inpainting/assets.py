@@ -24,8 +24,8 @@ def inpainted_images(
     """One row per included image with calipers: the caliper mask (the detector's boxes refined
     to the strokes of each mark, plus the dotted line between paired marks) and a caliper-free
     copy, both new PNGs under files/inpainted_images/<batch>/ (masks/, images/). The originals
-    are never written; a rerun replaces exactly the batch's files. Method: OpenCV Navier-Stokes
-    by default, Telea, or the learned network (loaded once per run, on the device resource)."""
+    are never written; a rerun replaces exactly the batch's files. Method: the learned network by
+    default (loaded once per run, on the device resource), or OpenCV Navier-Stokes / Telea."""
     home = casbusi_home.layout()
     batch_id = context.partition_key
     resolved = device.resolve("torch") if inpaint_settings.uses_model else "cpu"

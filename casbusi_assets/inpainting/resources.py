@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 from pydantic import Field
 
-from casbusi_assets.inpainting.methods import DEFAULT_METHOD, Inpainter, make_inpainter
-
-# The shipped weights (models/ at the repository root, beside the package).
-DEFAULT_MODEL_PATH = str(
-    Path(__file__).resolve().parents[2] / "models" / "inpainting" / "inpainter.pt"
+from casbusi_assets.inpainting.methods import (
+    DEFAULT_METHOD,
+    DEFAULT_MODEL_PATH,
+    Inpainter,
+    make_inpainter,
 )
+
+__all__ = ["DEFAULT_MODEL_PATH", "InpaintSettings"]
 
 
 class InpaintSettings(dg.ConfigurableResource):
-    """How calipers are painted out: `ns` (OpenCV Navier-Stokes, the default: it measured
-    best), `telea` (OpenCV fast marching), or `learned` (the small torch network in
-    models/inpainting/, run on the device resource)."""
+    """How calipers are painted out: `learned` (the default: the small torch network in
+    models/inpainting/, run on the device resource; it measured best), `ns` (OpenCV
+    Navier-Stokes) or `telea` (OpenCV fast marching)."""
 
-    method: str = Field(default=DEFAULT_METHOD, description="ns | telea | learned")
+    method: str = Field(default=DEFAULT_METHOD, description="learned | ns | telea")
     radius: float = Field(default=3.0, description="OpenCV inpainting radius in pixels")
     model_path: str = Field(
         default=DEFAULT_MODEL_PATH, description="weights of the learned inpainter (.pt)"
