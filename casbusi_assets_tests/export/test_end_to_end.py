@@ -6,13 +6,17 @@ from __future__ import annotations
 import ast
 import zipfile
 
+import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
 from casbusi_assets.cli import main
 from casbusi_assets.export.assets import run_export
 from casbusi_assets.runner import run_batch
+from casbusi_assets.storage import warehouse
 from casbusi_assets.synthetic import generate_batches
+from casbusi_assets_tests.labelling.export_fixture import export_line, ndjson
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +77,61 @@ def test_casbusi_export_prints_the_folder_and_the_summary(exported, capsys):
     assert "splits: train" in out and "manifest sha256 " in out
     # Same data, same manifest: the printed hash is the previous export's.
     assert second.summary[-1] in out
+
+
+def test_labels_imported_from_labelbox_reach_the_export(exported, tmp_path):
+    """Labels back through `casbusi labels import` (a Labelbox export in the documented
+    structure, composite masks from a folder): the next export has InstanceData.csv, cropped
+    masks and drops the rejected still."""
+    home, _, _, second = exported
+    shipped = _manifest(second)
+    shipped = set(shipped.loc[shipped["file_kind"] == "image", "sop_instance_uid"])
+    crops = warehouse.query(home.catalog, home.warehouse, "SELECT * FROM labelbox_crops")
+    crops = crops[crops["sop_instance_uid"].isin(shipped)].sort_values("sop_instance_uid")
+    assert len(crops) >= 2, "the generated batches should leave labelled stills to export"
+    crops = crops.head(3)
+    masks, lines = tmp_path / "masks", []
+    masks.mkdir()
+    for i, c in enumerate(crops.itertuples()):
+        colour = [123, 103, 152]
+        img = np.zeros((int(c.crop_h), int(c.crop_w), 3), np.uint8)
+        img[10:60, 10:80] = colour[::-1]  # BGR on disk
+        cv2.imwrite(str(masks / f"cm{i}.png"), img)
+        answers = ["Reject Image"] if i == 0 else ["Malignant Lesion Present"]
+        lines.append(
+            export_line(
+                c.global_key,
+                f"dr{i}",
+                int(c.crop_w),
+                int(c.crop_h),
+                label_id=f"lb{i}",
+                composite=(f"cm{i}", colour),
+                answers=answers,
+            )  # fmt: skip
+        )
+    path = tmp_path / "export.ndjson"
+    path.write_text(ndjson(lines))
+    assert (
+        main(["--home", str(home.root), "labels", "import", str(path), "--masks", str(masks)]) == 0
+    )
+    labelled = run_export(home, echo=lambda m: None)
+    out = labelled.export_dir
+    instances = pd.read_csv(out / "InstanceData.csv")
+    rejected, kept = crops["sop_instance_uid"].iloc[0], list(crops["sop_instance_uid"].iloc[1:])
+    manifest = _manifest(labelled)
+    images = manifest[manifest["file_kind"] == "image"].set_index("sop_instance_uid")
+    assert rejected not in images.index  # the reject system dropped it
+    assert set(kept) <= set(images.index)
+    names = {images.loc[s, "export_path"].split("/", 1)[1] for s in kept}
+    assert names <= set(instances["ImageName"])
+    assert instances.set_index("ImageName").loc[sorted(names), "Malignant Lesion Present"].all()
+    version = warehouse.query(
+        home.catalog, home.warehouse, "SELECT DISTINCT archive_version FROM labels_archive"
+    )["archive_version"].tolist()
+    assert set(images.loc[kept, "labels_archive_version"]) <= set(version)
+    for name in names:
+        mask = cv2.imread(str(out / "masks" / name), cv2.IMREAD_UNCHANGED)
+        image = cv2.imread(str(out / "images" / name), cv2.IMREAD_UNCHANGED)
+        assert mask is not None and mask.shape[:2] == image.shape[:2]
+        assert mask.max() > 0
+    assert any(line.startswith("labels: labels archive version") for line in labelled.summary)
