@@ -12,23 +12,36 @@ from pydicom.data import get_testdata_file
 
 from casbusi_assets.storage.home import HomeLayout
 
-# Real ultrasound screen captures that pydicom / pydicom-data ship (no network needed).
+# Every real ultrasound screen capture that pydicom / pydicom-data ship (no network needed; see
+# /work/shared/reference/offline-stack.md section 4), with the kind its header gives it.
 REAL_US_FILES = {
-    "US1_J2KR.dcm": "image",  # GE LOGIQ, JPEG 2000 lossless, YBR_RCT
-    "US1_UNCR.dcm": "image",  # same capture, uncompressed RGB (power Doppler)
-    "OBXXXX1A.dcm": "image",  # Philips, palette colour, calipers
-    "OBXXXX1A_rle.dcm": "image",  # RLE lossless
-    "OBXXXX1A_rle_2frame.dcm": "video",  # RLE, 2 frames
+    "US1_UNCR.dcm": "image",  # GE LOGIQ 700 power Doppler, uncompressed RGB
+    "US1_UNCI.dcm": "image",  # the same, implicit VR
+    "US1_J2KR.dcm": "image",  # the same, JPEG 2000 lossless (YBR_RCT)
+    "US1_J2KI.dcm": "image",  # the same, lossy JPEG 2000 (YBR_ICT)
+    "examples_jpeg2k.dcm": "image",  # the same again, as pydicom's example
+    "examples_rgb_color.dcm": "image",  # a 240 x 320 copy of it
+    "ExplVR_BigEnd.dcm": "image",  # 60 x 80 power-Doppler crop, explicit VR big endian
+    "OBXXXX1A.dcm": "image",  # Philips OB, palette colour, calipers
+    "OBXXXX1A_expb.dcm": "image",  # the same, explicit big endian
+    "OBXXXX1A_rle.dcm": "image",  # the same, RLE lossless
+    "examples_palette.dcm": "image",  # the same, cropped to 350 rows
+    "OBXXXX1A_2frame.dcm": "video",  # US Image Storage with NumberOfFrames 2: a clip
+    "OBXXXX1A_expb_2frame.dcm": "video",
+    "OBXXXX1A_rle_2frame.dcm": "video",  # RLE, US Multi-frame
+    "examples_ybr_color.dcm": "video",  # 30-frame JPEG baseline YBR_FULL_422
     "color3d_jpeg_baseline.dcm": "video",  # 120-frame JPEG baseline cine
+    "color-pl.dcm": "image",  # colour flow (red and blue), planar configuration 1
+    "color-px.dcm": "image",  # the same, pixel-interleaved
     "gdcm-US-ALOKA-16.dcm": "image",  # ALOKA dual view, 16-bit palette
-    "JPGLosslessP14SV1_1s_1f_8b.dcm": "image",  # JPEG lossless, MONOCHROME2
-    "examples_palette.dcm": "image",
+    "gdcm-US-ALOKA-16_big.dcm": "image",  # the same, explicit big endian
+    "JPGLosslessP14SV1_1s_1f_8b.dcm": "image",  # Philips EPIQ, JPEG lossless, MONOCHROME2
 }
 
 
 def with_identifiers(name: str, patient: str, accession: str) -> bytes:
     """The shipped file with PatientID / AccessionNumber set (pixels untouched): most test files
-    lack an accession, which the catalog rightly quarantines as `missing_identifier`."""
+    lack an accession, which the catalog records in `missing_links` (the file is still ok)."""
     ds = pydicom.dcmread(get_testdata_file(name))
     ds.PatientID = patient
     ds.AccessionNumber = accession

@@ -1,4 +1,9 @@
-"""End to end on the real ultrasound captures that pydicom and pydicom-data ship."""
+"""End to end on every real ultrasound capture that pydicom and pydicom-data ship, as shipped.
+
+The files go into the zip byte for byte (headers untouched): most have an empty AccessionNumber
+and some no PatientID, which makes them unlinkable to a case but not unusable. Every one must
+be catalogued ok with its kind, exported (PNG or frames), and read by OCR.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,26 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
+from pydicom.data import get_testdata_file
 
 from casbusi_assets.runner import run_batch
 from casbusi_assets.storage import warehouse
 
-from .conftest import REAL_US_FILES, with_identifiers, write_zip
+from .conftest import REAL_US_FILES, write_zip
+
+US1 = ("US1_UNCR.dcm", "US1_UNCI.dcm", "US1_J2KR.dcm", "US1_J2KI.dcm", "examples_jpeg2k.dcm")
+
+
+def _member(name: str) -> str:
+    return f"real/{name}"
 
 
 @pytest.fixture(scope="module")
 def ingested(module_home, tmp_path_factory):
-    members = {
-        f"PAT{i % 3:02d}/ST01/{name.lower().replace('.dcm', '')}": with_identifiers(
-            name, f"{i % 3:08d}", f"ACC{i % 3:05d}"
-        )
-        for i, name in enumerate(REAL_US_FILES)
-    }
-    members["PAT00/ST01/.DS_Store"] = b"\x00\x00\x00\x01Bud1" + bytes(64)
+    members = {_member(n): Path(get_testdata_file(n)).read_bytes() for n in REAL_US_FILES}
+    members["real/.DS_Store"] = b"\x00\x00\x00\x01Bud1" + bytes(64)
     zip_path = write_zip(tmp_path_factory.mktemp("in") / "Real US.zip", members)
     outcome = run_batch(zip_path, module_home, echo=lambda m: None)
     return module_home, outcome
@@ -32,60 +40,120 @@ def _table(home, name, batch="real_us"):
     return warehouse.read_batch(home.warehouse, name, batch)
 
 
-def test_every_real_file_is_catalogued_with_its_kind(ingested):
+def test_every_real_file_is_ok_with_its_kind_and_missing_links_named(ingested):
     home, outcome = ingested
     assert outcome.batch_id == "real_us"
-    cat = _table(home, "dicom_catalog")
-    ok = cat[cat["status"] == "ok"]
-    expected = {f"{name.lower().replace('.dcm', '')}": kind for name, kind in REAL_US_FILES.items()}
-    got = {Path(p).name: k for p, k in zip(ok["member_path"], ok["kind"], strict=True)}
-    assert got == expected
-    ds_store = cat[cat["member_path"].str.endswith(".DS_Store")].iloc[0]
+    cat = _table(home, "dicom_catalog").set_index("member_path")
+    dicoms = cat.drop(index="real/.DS_Store")
+    assert sorted(dicoms.index) == sorted(_member(n) for n in REAL_US_FILES)
+    assert (dicoms["status"] == "ok").all(), dicoms.loc[dicoms["status"] != "ok", "error"]
+    assert dicoms["error_code"].isna().all()
+    for name, kind in REAL_US_FILES.items():
+        assert dicoms.loc[_member(name), "kind"] == kind, name
+    # Unlinkable, not unusable: the empty links are named, nothing else is wrong with the files.
+    assert dicoms.loc[_member("US1_UNCR.dcm"), "missing_links"] == "accession_number"
+    assert dicoms.loc[_member("color-pl.dcm"), "missing_links"] == "patient_id,accession_number"
+    assert dicoms.loc[_member("gdcm-US-ALOKA-16.dcm"), "missing_links"] is None
+    assert dicoms["missing_links"].notna().sum() >= 16
+    ds_store = cat.loc["real/.DS_Store"]
     assert (ds_store["status"], ds_store["error_code"]) == ("quarantined", "not_dicom")
-    header = json.loads(ok.iloc[0]["header"])
+    header = json.loads(dicoms.iloc[0]["header"])
     assert "7FE00010" not in header and header["00080060"]["Value"] == ["US"]
 
 
-def test_stills_decode_to_png_with_the_right_geometry(ingested):
+def test_every_member_has_a_png_or_frames(ingested):
     home, _ = ingested
+    cat = _table(home, "dicom_catalog").set_index("member_path")
+    images = _table(home, "image_table").set_index("sop_instance_uid")
+    videos = _table(home, "video_table").set_index("sop_instance_uid")
+    assert (images["status"] == "ok").all(), images["error"]
+    assert (videos["status"] == "ok").all(), videos["error"]
+    for name, kind in REAL_US_FILES.items():
+        sop = cat.loc[_member(name), "sop_instance_uid"]
+        if kind == "image":
+            row = images.loc[sop]
+            png = cv2.imread(row["image_path"], cv2.IMREAD_UNCHANGED)
+            assert png is not None and png.shape[:2] == (row["rows"], row["columns"]), name
+            assert (png.ndim == 3) == (row["stored_as"] == "rgb"), name
+        else:
+            frames = sorted(Path(videos.loc[sop, "frames_dir"]).glob("frame_*.png"))
+            assert len(frames) == videos.loc[sop, "saved_frames"] >= 1, name
+    # Members holding one SOP instance (the same capture stored several ways) are one image,
+    # exported once, with the number of copies recorded; the copies add up to every member.
+    assert int(images["n_members"].sum()) == sum(k == "image" for k in REAL_US_FILES.values())
+    copies = cat[cat["kind"] == "image"].groupby("sop_instance_uid").size()
+    assert images["n_members"].to_dict() == copies.to_dict()
+    assert images.loc[cat.loc[_member("OBXXXX1A.dcm"), "sop_instance_uid"], "n_members"] == 4
+    assert images["missing_links"].notna().sum() >= 5  # carried from the catalog
+
+
+def test_us1_is_power_doppler_stored_in_colour(ingested):
+    home, _ = ingested
+    cat = _table(home, "dicom_catalog").set_index("member_path")
+    images = _table(home, "image_table").set_index("sop_instance_uid")
+    # US1 is stored three ways under three SOP instance UIDs (uncompressed, J2K lossless, lossy).
+    us1_rows = images.loc[sorted({cat.loc[_member(n), "sop_instance_uid"] for n in US1})]
+    assert len(us1_rows) == 3
+    for _, us1 in us1_rows.iterrows():
+        assert us1["is_doppler"] and us1["doppler_kind"] == "power", us1["member_path"]
+        assert us1["stored_as"] == "rgb" and us1["yellow_pixels_whitened"] == 0
+        png = cv2.imread(us1["image_path"], cv2.IMREAD_UNCHANGED)
+        png = cv2.cvtColor(png, cv2.COLOR_BGR2RGB).astype(int)
+        # The top of the power scale stays yellow: the annotation-whitening rule left flow alone.
+        assert (np.abs(png - (255, 255, 0)).max(axis=-1) <= 6).sum() > 500
+    colour_flow = images.loc[cat.loc[_member("color-pl.dcm"), "sop_instance_uid"]]
+    assert colour_flow["is_doppler"] and colour_flow["doppler_kind"] == "color"
+    for name in ("ExplVR_BigEnd.dcm", "examples_rgb_color.dcm"):
+        row = images.loc[cat.loc[_member(name), "sop_instance_uid"]]
+        assert row["doppler_kind"] == "power" and row["stored_as"] == "rgb", name
+    # B-mode captures with coloured chrome (Philips blue header and ticks, ALOKA green marks).
+    for name in ("OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"):
+        row = images.loc[cat.loc[_member(name), "sop_instance_uid"]]
+        assert not row["is_doppler"] and row["doppler_kind"] is None, name
+        assert row["stored_as"] == "gray", name
+    videos = _table(home, "video_table")
+    assert not videos["is_doppler"].any() and videos["doppler_kind"].isna().all()
+
+
+def test_every_image_and_clip_has_an_ocr_row(ingested):
+    home, _ = ingested
+    ocr = _table(home, "ocr_table")
     images = _table(home, "image_table")
-    cat = _table(home, "dicom_catalog")
-    stills = cat[(cat["status"] == "ok") & (cat["kind"] == "image")]
-    # OBXXXX1A, OBXXXX1A_rle and examples_palette carry one SOP instance UID: one image,
-    # exported once, with the number of copies recorded.
-    assert len(images) == stills["sop_instance_uid"].nunique() == 5
-    assert sorted(images["n_members"]) == [1, 1, 1, 1, 3]
-    assert (images["status"] == "ok").all(), images[["member_path", "error"]]
-    for row in images.itertuples():
-        png = cv2.imread(row.image_path, cv2.IMREAD_UNCHANGED)
-        assert png is not None and png.shape[:2] == (row.rows, row.columns)
-        assert (png.ndim == 3) == (row.stored_as == "rgb")
-        assert Path(row.image_path).parent == home.files / "image_table" / "real_us"
-    by_name = {
-        Path(p).name: r for p, r in zip(images["member_path"], images.itertuples(), strict=True)
+    videos = _table(home, "video_table")
+    assert len(ocr) == len(images) + len(videos)
+    assert set(zip(ocr["sop_instance_uid"], ocr["source"], strict=True)) == {
+        *((s, "image") for s in images["sop_instance_uid"]),
+        *((s, "video") for s in videos["sop_instance_uid"]),
     }
-    # JPEG 2000, JPEG lossless, RLE (first member path of its SOP instance) and 16-bit palette.
-    assert set(by_name) == {
-        "us1_j2kr",
-        "us1_uncr",
-        "obxxxx1a_rle",
-        "gdcm-us-aloka-16",
-        "jpglosslessp14sv1_1s_1f_8b",
-    }
-    assert (by_name["us1_j2kr"].rows, by_name["us1_j2kr"].columns) == (480, 640)
+    assert (ocr["status"] == "ok").all(), ocr[["sop_instance_uid", "error"]]
+    assert ocr["ocr_engine"].notna().all()
+
+
+def test_stills_keep_their_geometry_and_regions(ingested):
+    home, _ = ingested
+    cat = _table(home, "dicom_catalog").set_index("member_path")
+    images = _table(home, "image_table").set_index("sop_instance_uid")
+    us1 = images.loc[cat.loc[_member("US1_J2KR.dcm"), "sop_instance_uid"]]
+    assert (us1["rows"], us1["columns"]) == (480, 640)
     # The ALOKA dual-view capture declares several ultrasound regions; the first box is kept.
-    aloka = by_name["gdcm-us-aloka-16"]
-    assert aloka.region_count == 3 and (aloka.region_x0, aloka.region_x1) == (32, 335)
+    aloka = images.loc[cat.loc[_member("gdcm-US-ALOKA-16.dcm"), "sop_instance_uid"]]
+    assert aloka["region_count"] == 3 and (aloka["region_x0"], aloka["region_x1"]) == (32, 335)
+    for row in images.itertuples():
+        assert Path(row.image_path).parent == home.files / "image_table" / "real_us"
 
 
 def test_cine_frames_follow_the_default_policy(ingested):
     home, _ = ingested
-    videos = _table(home, "video_table").set_index("member_path")
-    cine = videos.loc["PAT02/ST01/color3d_jpeg_baseline"]
+    cat = _table(home, "dicom_catalog").set_index("member_path")
+    videos = _table(home, "video_table").set_index("sop_instance_uid")
+    # examples_ybr_color and color3d_jpeg_baseline carry one SOP instance UID; the first member
+    # path (color3d, the 120-frame original) is the one exported.
+    cine = videos.loc[cat.loc[_member("color3d_jpeg_baseline.dcm"), "sop_instance_uid"]]
+    assert cine["member_path"] == _member("color3d_jpeg_baseline.dcm")
     assert cine["n_frames"] == 120 and cine["saved_frames"] == 30  # every 4th frame
     frames = sorted(Path(cine["frames_dir"]).glob("*.png"))
     assert len(frames) == 30 and frames[0].name == "frame_0000.png"
-    two = videos.loc["PAT01/ST01/obxxxx1a_rle_2frame"]
+    two = videos.loc[cat.loc[_member("OBXXXX1A_2frame.dcm"), "sop_instance_uid"]]
     assert two["n_frames"] == 2 and json.loads(two["saved_frame_indices"]) == [0]
 
 
@@ -96,7 +164,7 @@ def test_rerun_replaces_rows_and_files_exactly(ingested):
     zip_path = Path(json.loads((home.registry / "real_us.json").read_text())["zip_path"])
     run_batch(zip_path, home, select=["dicom_catalog", "image_table"], echo=lambda m: None)
     after = _table(home, "image_table").sort_values("sop_instance_uid").reset_index(drop=True)
-    assert after.drop(columns=[]).equals(before)
+    assert after.equals(before)
     assert sorted((home.files / "image_table" / "real_us").iterdir()) == files_before
     counts = warehouse.query(
         home.catalog,

@@ -31,7 +31,13 @@ def test_catalog_has_every_member_with_the_expected_status_and_reason(batch):
     assert sorted(cat.index) == sorted(t.index)
     assert (cat["status"] == t["expected_status"].reindex(cat.index)).all()
     quarantined = t[t["expected_status"] == "quarantined"]
-    assert set(quarantined["quarantine_code"]) >= {"not_dicom", "truncated", "missing_identifier"}
+    assert set(quarantined["quarantine_code"]) >= {"not_dicom", "truncated"}
+    # The member without PatientID is readable: ok, with the missing link named.
+    unlinked = t[t["missing_links"].notna()]
+    assert len(unlinked) >= 1 and (unlinked["expected_status"] == "ok").all()
+    assert (cat.loc[unlinked.index, "missing_links"] == unlinked["missing_links"]).all()
+    assert (cat.loc[unlinked.index, "status"] == "ok").all()
+    assert cat["missing_links"].notna().sum() == len(unlinked)
     for path, row in quarantined.iterrows():
         assert cat.loc[path, "error_code"] == row["quarantine_code"], path
         assert cat.loc[path, "error"], path
@@ -69,6 +75,15 @@ def test_images_match_truth_geometry_doppler_and_regions(batch):
     ):
         assert (images[col].astype(int) == expected.loc[images.index, col].astype(int)).all(), col
     assert (images["is_doppler"] == expected.loc[images.index, "is_doppler"]).all()
+    kinds = images["doppler_kind"].fillna("-") == expected.loc[images.index, "doppler_kind"].fillna(
+        "-"
+    )
+    assert kinds.all(), images.loc[~kinds, ["member_path", "doppler_kind"]]
+    # The unlinked still is exported like any other, its missing link carried along.
+    unlinked = expected[expected["missing_links"].notna()]
+    assert (
+        len(unlinked) >= 1 and (images.loc[unlinked.index, "missing_links"] == "patient_id").all()
+    )
     assert images["is_doppler"].any() and not images["is_doppler"].all()
     # Doppler keeps colour; everything else, yellow overlays included, is stored grey.
     assert (images.loc[images["is_doppler"], "stored_as"] == "rgb").all()
@@ -98,6 +113,8 @@ def test_case_tables_cover_every_accession_of_the_csv(batch):
     assert len(breasts) == 2 * len(pairs)
     # Image counts per accession agree with the DICOMs the generator wrote for it.
     ok_images = truth[(truth["expected_status"] == "ok") & (truth["member_kind"] == "image")]
+    # An image without PatientID cannot be linked to a (patient, accession): not counted.
+    ok_images = ok_images[ok_images["missing_links"].isna()]
     per_acc = ok_images.drop_duplicates("sop_instance_uid").groupby("accession_number").size()
     got = studies.set_index("accession_number")["image_count"]
     for acc, n in per_acc.items():

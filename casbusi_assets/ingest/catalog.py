@@ -75,7 +75,10 @@ _STRING_TAGS = {
     "photometric_interpretation": "PhotometricInterpretation",
 }
 _INT_TAGS = {"rows": "Rows", "columns": "Columns", "bits_allocated": "BitsAllocated"}
-_REQUIRED_IDS = ("PatientID", "AccessionNumber", "SOPInstanceUID")
+# The links to a case: a file without them is still a readable image (catalogued ok, exported,
+# read); `missing_links` names what is missing and the cleaning stage excludes it with a reason.
+# Without a SOPInstanceUID the file has no identity at all (no file name, no dedup): quarantined.
+LINK_IDS = {"patient_id": "PatientID", "accession_number": "AccessionNumber"}
 
 US_REGION_FIELDS = (
     "RegionSpatialFormat",
@@ -236,6 +239,20 @@ def _check_parsed_to_end(ds: Dataset, size: int, messages: list[str]) -> None:
         raise _Quarantine(
             "truncated", f"file ends inside an element header ({size - end} stray bytes at end)"
         )
+
+
+def is_image_sop_class(sop_class_uid: str | None) -> bool:
+    """True for SOP classes whose instances must hold pixel data (any "... Image Storage")."""
+    return bool(sop_class_uid) and "Image Storage" in UID(sop_class_uid).name
+
+
+def _sop_class_name(sop_class_uid: str | None) -> str:
+    return UID(sop_class_uid).name if sop_class_uid else "unknown SOP class"
+
+
+def _last_tag(ds: Dataset) -> str:
+    keys = list(ds.keys())
+    return str(keys[-1]) if keys else "(none)"
 
 
 def _text(value: Any) -> str | None:
@@ -449,6 +466,18 @@ def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
     if pixel_data is None:
         # A cut file may have lost its pixel data element: then the kind is unknown.
         row["kind"] = None if truncation else "no_pixels"
+        if not truncation and is_image_sop_class(row["sop_class_uid"]):
+            # Cut exactly on an element boundary before PixelData parses cleanly, but an image
+            # SOP class must carry pixels (Image Pixel module, type 1): the file is incomplete.
+            row["kind"] = None
+            problems.append(
+                _Quarantine(
+                    "truncated",
+                    f"{_sop_class_name(row['sop_class_uid'])} file has no PixelData element: "
+                    f"it ends after element {_last_tag(ds)} at byte {len(data)}, before its "
+                    "pixel data",
+                )
+            )
     else:
         frames = _as_int(_safe_get(ds, "NumberOfFrames")) or 1
         row["number_of_frames"] = frames
@@ -460,15 +489,15 @@ def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
             except _Quarantine as q:
                 problems.append(q)
 
-    missing = [kw for kw in _REQUIRED_IDS if not _text(_safe_get(ds, kw))]
-    if missing:
+    if not _text(_safe_get(ds, "SOPInstanceUID")):
         problems.append(
             _Quarantine(
-                "missing_identifier",
-                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing or empty "
-                "(needed to link the file to its case)",
+                "missing_sop_instance_uid",
+                "SOPInstanceUID is missing or empty (the file has no identity to store it under)",
             )
         )
+    missing_links = [col for col, kw in LINK_IDS.items() if not _text(_safe_get(ds, kw))]
+    row["missing_links"] = ",".join(missing_links) or None
     try:
         row["header"] = _header_json(ds, member_path)
     except Exception:  # noqa: BLE001 - the typed columns are still right without the header

@@ -107,6 +107,7 @@ _CARRIED = (
     "study_instance_uid",
     "patient_id",
     "accession_number",
+    "missing_links",
     "member_path",
     "region_count",
 )
@@ -126,7 +127,7 @@ def _run(
             progress.advance()
     rows = []
     for (_, inst), result in zip(instances.iterrows(), results, strict=True):
-        row = {c: inst[c] for c in _CARRIED}
+        row = {c: inst.get(c) for c in _CARRIED}
         row.update(first_region(inst.get("us_regions")))
         row.update(result)
         rows.append(row)

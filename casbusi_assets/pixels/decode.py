@@ -1,7 +1,8 @@
 """Decode DICOM frames to 8-bit arrays and write them as PNG files.
 
-Stills: Doppler images keep their colour; everything else becomes single-channel grey after its
-yellow annotation pixels are whitened (the original tool's rule, made tolerant to JPEG noise).
+Stills: Doppler images (colour flow of one or both hues, or power Doppler; see pixels.doppler)
+keep their colour; everything else becomes single-channel grey after its yellow annotation
+pixels are whitened (the original tool's rule, made tolerant to JPEG noise).
 Cines: selected frames per a policy, grey unless the first frame is Doppler.
 """
 
@@ -26,16 +27,9 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, convert_color_space, get_decoder
 from pydicom.uid import UID, ImplicitVRLittleEndian
 
-FRAME_POLICIES = ("every_nth", "first_middle", "all")
+from casbusi_assets.pixels.doppler import detect_doppler, regions_from_dataset
 
-# Doppler rule of the original tool (casbusi-spec 3.5): a "red" pixel has red as its largest
-# channel, R-B >= 100, R-G >= 100 and R >= 200; "blue" likewise.
-DOPPLER_MIN_DIFF = 100
-DOPPLER_MIN_VALUE = 200
-# The original answered "Doppler" on a single red and a single blue pixel, so one stray
-# coloured pixel (a logo, a colour bar tick) kept a B-mode image in colour. A real colour-flow
-# box has hundreds to thousands of such pixels even when small.
-DOPPLER_MIN_PIXELS = 20
+FRAME_POLICIES = ("every_nth", "first_middle", "all")
 
 # Yellow annotation text/markers: the original only matched exact (255, 255, 0), which lossy
 # compression rarely leaves intact (US1_J2KI, a lossy JPEG 2000 copy of US1, turns its yellow into
@@ -54,6 +48,7 @@ class PreparedImage:
     is_doppler: bool
     stored_as: str  # 'gray' | 'rgb'
     yellow_pixels_whitened: int
+    doppler_kind: str | None = None  # 'color' | 'power' | None (see pixels.doppler)
 
 
 class PixelDecodeError(Exception):
@@ -155,21 +150,9 @@ def decode_frame(ds: Dataset, index: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- colour rules
 
 
-def _colour_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
-    red = (r >= g) & (r >= b) & (r - b >= DOPPLER_MIN_DIFF) & (r - g >= DOPPLER_MIN_DIFF)
-    red &= r >= DOPPLER_MIN_VALUE
-    blue = (b >= g) & (b >= r) & (b - r >= DOPPLER_MIN_DIFF) & (b - g >= DOPPLER_MIN_DIFF)
-    blue &= b >= DOPPLER_MIN_VALUE
-    return red, blue
-
-
-def is_doppler(rgb: np.ndarray, min_pixels: int = DOPPLER_MIN_PIXELS) -> bool:
-    """True when the RGB image holds both Doppler red and Doppler blue (>= min_pixels each)."""
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        return False
-    red, blue = _colour_masks(rgb)
-    return int(red.sum()) >= min_pixels and int(blue.sum()) >= min_pixels
+def is_doppler(rgb: np.ndarray, regions: list[dict[str, Any]] | None = None) -> bool:
+    """True when the frame shows colour flow (one or both hues) or power Doppler in its field."""
+    return detect_doppler(rgb, regions).is_doppler
 
 
 def yellow_mask(rgb: np.ndarray) -> np.ndarray:
@@ -194,21 +177,30 @@ def _to_gray(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def prepare_still(
-    pixels: np.ndarray, photometric: str | None = None, keep_colour: bool | None = None
+    pixels: np.ndarray,
+    photometric: str | None = None,
+    keep_colour: bool | None = None,
+    regions: list[dict[str, Any]] | None = None,
+    doppler_kind: str | None = None,
 ) -> PreparedImage:
     """Decide how a decoded frame is stored: colour for Doppler, single-channel grey otherwise.
 
     `photometric` is the file's original interpretation (MONOCHROME* means grey whatever the
-    array shape). `keep_colour` overrides the Doppler test (cine frames follow the first frame).
+    array shape). `regions` (SequenceOfUltrasoundRegions items) tell the Doppler test where the
+    field is. `keep_colour` / `doppler_kind` override the test (cine frames follow the first).
+    A Doppler frame is stored as is: no yellow whitening, since power Doppler's top-of-scale
+    yellow (255, 255, 0) is flow, not annotation.
     """
     if pixels.ndim == 2 or (photometric or "").startswith("MONOCHROME"):
         gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-        return PreparedImage(gray, False, "gray", 0)
-    doppler = is_doppler(pixels) if keep_colour is None else keep_colour
-    if doppler:
-        return PreparedImage(pixels, True, "rgb", 0)
+        return PreparedImage(gray, False, "gray", 0, None)
+    if keep_colour is None:
+        finding = detect_doppler(pixels, regions)
+        keep_colour, doppler_kind = finding.is_doppler, finding.kind
+    if keep_colour:
+        return PreparedImage(pixels, True, "rgb", 0, doppler_kind)
     gray, whitened = _to_gray(pixels)
-    return PreparedImage(gray, False, "gray", whitened)
+    return PreparedImage(gray, False, "gray", whitened, None)
 
 
 # --------------------------------------------------------------------------- writing
@@ -331,10 +323,11 @@ def export_still(
     """Decode frame 0 of a still, prepare it and write one PNG; returns IMAGE_TABLE fields."""
     ds = _read(data)
     photometric = _photometric(ds)
-    prepared = prepare_still(decode_frame(ds, 0), photometric)
+    prepared = prepare_still(decode_frame(ds, 0), photometric, regions=regions_from_dataset(ds))
     png_bytes = write_png(out_path, prepared.array, compression)
     return {
         "is_doppler": prepared.is_doppler,
+        "doppler_kind": prepared.doppler_kind,
         "original_photometric_interpretation": photometric,
         "stored_as": prepared.stored_as,
         "yellow_pixels_whitened": prepared.yellow_pixels_whitened,
@@ -368,12 +361,14 @@ def export_video(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keep_colour: bool | None = None
+    kind: str | None = None
+    regions = regions_from_dataset(ds)
     written: set[str] = set()
     rows = cols = None
     for i in indices:
-        prepared = prepare_still(decode_frame(ds, i), photometric, keep_colour)
+        prepared = prepare_still(decode_frame(ds, i), photometric, keep_colour, regions, kind)
         if keep_colour is None:
-            keep_colour = prepared.is_doppler
+            keep_colour, kind = prepared.is_doppler, prepared.doppler_kind
         rows, cols = prepared.array.shape[:2]
         name = f"frame_{i:04d}.png"
         write_png(out / name, prepared.array, compression)
@@ -388,6 +383,7 @@ def export_video(
         "saved_frame_indices": json.dumps(indices),
         "frame_policy": policy,
         "is_doppler": bool(keep_colour),
+        "doppler_kind": kind if keep_colour else None,
         "original_photometric_interpretation": photometric,
         "rows": int(rows) if rows is not None else _int_or_none(ds.get("Rows")),
         "columns": int(cols) if cols is not None else _int_or_none(ds.get("Columns")),

@@ -18,8 +18,27 @@ QUARANTINE_CODES = {
     "not_dicom": "not a DICOM file",
     "truncated": "DICOM file ends before its declared content",
     "undecodable_pixels": "pixel data present but cannot be decoded",
-    "missing_identifier": "PatientID, AccessionNumber or SOPInstanceUID is missing",
+    "missing_sop_instance_uid": "SOPInstanceUID is missing or empty (the file has no identity)",
 }
+
+# Codes earlier versions wrote and this one no longer does; old batches may still hold them until
+# they are re-run. `missing_identifier` quarantined readable files whose PatientID or
+# AccessionNumber was empty: such files are now catalogued ok with `missing_links` set (the
+# cleaning stage excludes them with `missing_patient_id` / `missing_accession`), and a missing
+# SOPInstanceUID has its own code, `missing_sop_instance_uid`.
+RETIRED_QUARANTINE_CODES = {
+    "missing_identifier": "retired: PatientID, AccessionNumber or SOPInstanceUID was missing",
+}
+
+# `missing_links` (dicom_catalog, image_table, video_table): which links to a case are empty, as a
+# comma-separated string of these names in this order ("patient_id", "accession_number",
+# "patient_id,accession_number"), null when the file has both. A comma string (not a JSON list)
+# so SQL filters stay plain: `WHERE missing_links IS NULL`, `LIKE '%accession_number%'`.
+MISSING_LINK_NAMES = ("patient_id", "accession_number")
+
+# `doppler_kind` (image_table, video_table): 'color' (colour flow, one or both hues), 'power'
+# (power Doppler: a one-sided red/orange/yellow map), null when the capture is not Doppler.
+DOPPLER_KINDS = ("color", "power")
 
 STR = pa.string()
 I64 = pa.int64()
@@ -36,6 +55,7 @@ DICOM_CATALOG = pa.schema(
         ("sop_class_uid", STR),
         ("patient_id", STR),
         ("accession_number", STR),
+        ("missing_links", STR),  # empty case links: see MISSING_LINK_NAMES; null when none
         ("modality", STR),
         ("manufacturer", STR),
         ("model_name", STR),
@@ -78,10 +98,12 @@ IMAGE_TABLE = pa.schema(
         ("study_instance_uid", STR),
         ("patient_id", STR),
         ("accession_number", STR),
+        ("missing_links", STR),  # see MISSING_LINK_NAMES; null when both links are present
         ("member_path", STR),
         ("n_members", I64),  # >1 when the zip holds the same SOP instance more than once
         ("image_path", STR),
         ("is_doppler", BOOL),
+        ("doppler_kind", STR),  # color | power | null (see DOPPLER_KINDS)
         ("original_photometric_interpretation", STR),
         ("stored_as", STR),  # 'gray' | 'rgb'
         ("yellow_pixels_whitened", I64),
@@ -101,6 +123,7 @@ VIDEO_TABLE = pa.schema(
         ("study_instance_uid", STR),
         ("patient_id", STR),
         ("accession_number", STR),
+        ("missing_links", STR),  # see MISSING_LINK_NAMES; null when both links are present
         ("member_path", STR),
         ("frames_dir", STR),
         ("n_frames", I64),
@@ -108,6 +131,7 @@ VIDEO_TABLE = pa.schema(
         ("saved_frame_indices", STR),  # JSON list of 0-based frame numbers written
         ("frame_policy", STR),
         ("is_doppler", BOOL),
+        ("doppler_kind", STR),  # color | power | null (see DOPPLER_KINDS)
         ("original_photometric_interpretation", STR),
         ("rows", I64),
         ("columns", I64),

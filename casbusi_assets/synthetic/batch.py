@@ -320,10 +320,10 @@ def _encode_member(
     )
     row = _study_row(st)
     if item.edge == "missing_identifier":
+        # A readable image that cannot be linked to its case: catalogued ok, exported and read,
+        # with the missing link named (the cleaning stage excludes it later, with a reason).
         del ds.PatientID
-        row.update(
-            patient_id=None, expected_status="quarantined", quarantine_code="missing_identifier"
-        )
+        row.update(patient_id=None, missing_links="patient_id")
     data = encode(ds, item.transfer_syntax)
     if item.edge == "truncated":
         # Cut inside the pixel data: the header parses, the pixels cannot be complete.
@@ -339,6 +339,7 @@ def _encode_member(
         member_kind="video" if item.n_frames > 1 else "image",
         capture=item.capture,
         is_doppler=item.capture == "doppler",
+        doppler_kind=r.doppler_kind,
         photometric_interpretation=item.photometric,
         transfer_syntax_uid=str(TRANSFER_SYNTAX_UIDS[item.transfer_syntax]),
         rows=int(frames.shape[1]),

@@ -189,6 +189,7 @@ class Rendered:
     # x0, y0, x1, y1 (exclusive) of the body-marker pictogram with its tail (None: no marker)
     marker_box: tuple[int, int, int, int] | None = None
     frame_time_ms: float | None = None
+    doppler_kind: str | None = None  # 'color' | 'power' for Doppler captures, else None
 
     @property
     def is_rgb(self) -> bool:
@@ -895,13 +896,54 @@ def _degrade(
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DopplerLook:
+    """How a Doppler capture shows flow. ``DopplerLook()`` is the classic look (colour flow in
+    both hues, red/blue scale); the varied style samples one per capture (sample_doppler_look)."""
+
+    kind: str = "color"  # color | power
+    hues: str = "both"  # colour flow: both | red | blue (the direction(s) flow is shown in)
+    power_map: str = "hot"  # power Doppler: hot | gold | orange (see _POWER_MAPS)
+
+
+# Power-Doppler colour maps, low to high power: (position 0..1, RGB) stops, linear in between.
+# GE / Philips / Siemens style dark-red -> orange -> yellow maps; US1 (a real GE power Doppler
+# capture) runs (106, 0, 0) -> (255, 111, 0) -> (255, 202, 0) -> (255, 255, 0).
+_POWER_MAPS: dict[str, tuple[tuple[float, tuple[int, int, int]], ...]] = {
+    "hot": ((0.0, (110, 0, 0)), (0.4, (220, 40, 0)), (0.7, (255, 150, 0)), (1.0, (255, 255, 0))),
+    "gold": ((0.0, (150, 60, 0)), (0.5, (255, 170, 0)), (1.0, (255, 255, 90))),
+    "orange": ((0.0, (120, 20, 10)), (0.5, (230, 90, 0)), (1.0, (255, 200, 40))),
+}
+
+
+def sample_doppler_look(rng: np.random.Generator) -> DopplerLook:
+    """A varied-style Doppler look: colour flow in one or both hues, or a power-Doppler map."""
+    pick = float(rng.random())
+    if pick < 0.35:
+        return DopplerLook("color", "both")
+    if pick < 0.55:
+        return DopplerLook("color", "red")
+    if pick < 0.7:
+        return DopplerLook("color", "blue")
+    return DopplerLook("power", "both", str(rng.choice(list(_POWER_MAPS))))
+
+
+def _power_colours(p: np.ndarray, name: str) -> np.ndarray:
+    stops = _POWER_MAPS[name]
+    xs = [s[0] for s in stops]
+    channels = [np.interp(p, xs, [s[1][c] for s in stops]) for c in range(3)]
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
 def _draw_doppler(
     rgb: np.ndarray,
     rng: np.random.Generator,
     fx: tuple[int, int, int, int],
     lesion: tuple[float, float, float, float, float] | None,
     cap: float,
+    look: DopplerLook | None = None,
 ) -> None:
+    look = look or DopplerLook()
     x0, y0, x1, y1 = fx
     fw, fh = x1 - x0, y1 - y0
     bw, bh = int(fw * rng.uniform(0.4, 0.6)), int(fh * rng.uniform(0.35, 0.55))
@@ -912,8 +954,12 @@ def _draw_doppler(
     bx0 = int(np.clip(cx - bw / 2, x0 + 2, x1 - bw - 2))
     by0 = int(np.clip(cy - bh / 2, y0 + 2, y1 - bh - 2))
     vel = np.zeros((bh, bw), dtype=np.float32)
+    # A single-hue capture shows every vessel in one direction (towards: red, away: blue).
+    forced = {"red": 1.0, "blue": -1.0}.get(look.hues) if look.kind == "color" else None
     for _ in range(int(rng.integers(2, 6))):
         sign = 1.0 if rng.random() < 0.5 else -1.0
+        if forced is not None:
+            sign = forced
         pts = []
         px, py = rng.uniform(0, bw), rng.uniform(0, bh)
         heading = rng.uniform(0, 2 * np.pi)
@@ -930,16 +976,25 @@ def _draw_doppler(
     # Scattered flow flashes (small vessels around the lesion).
     flash = _smooth_noise(rng, bh, bw, 6)
     flash = cv2.GaussianBlur(np.where(flash > 0.965, 1.0, 0.0).astype(np.float32), (0, 0), 1.5)
-    vel += flash * np.where(_smooth_noise(rng, bh, bw, 10) > 0.5, 1.0, -1.0)
+    flash_sign = np.where(_smooth_noise(rng, bh, bw, 10) > 0.5, 1.0, -1.0)
+    if forced is not None:
+        flash_sign = np.full_like(flash_sign, forced)
+    if look.kind == "power":
+        # Power has no direction: every vessel adds up (the map only shows its strength).
+        vel, flash_sign = np.abs(vel), np.ones_like(flash_sign)
+    vel += flash * flash_sign
     vel = np.clip(vel, -1, 1)
     mag = np.abs(vel)
-    pos = vel > 0
-    r = np.where(pos, 110 + 145 * mag, 10 * mag)
-    g = np.where(
-        pos, 230 * np.clip(mag - 0.8, 0, 1) / 0.2 * 0.5, 160 * np.clip(mag - 0.8, 0, 1) / 0.2
-    )
-    b = np.where(pos, 0, 110 + 145 * mag)
-    col = np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8)
+    if look.kind == "power":
+        col = _power_colours(mag, look.power_map).clip(0, 255).astype(np.uint8)
+    else:
+        pos = vel > 0
+        r = np.where(pos, 110 + 145 * mag, 10 * mag)
+        g = np.where(
+            pos, 230 * np.clip(mag - 0.8, 0, 1) / 0.2 * 0.5, 160 * np.clip(mag - 0.8, 0, 1) / 0.2
+        )
+        b = np.where(pos, 0, 110 + 145 * mag)
+        col = np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8)
     box = rgb[by0 : by0 + bh, bx0 : bx0 + bw]
     on = mag > 0.12
     box[on] = col[on]
@@ -950,9 +1005,16 @@ def _draw_doppler(
     cby = y0 + int(cap * 2)
     ramp = np.linspace(1, -1, cbh)[:, None]
     bar = np.zeros((cbh, int(cap), 3), dtype=np.uint8)
-    bar[..., 0] = np.where(ramp > 0, 60 + 195 * ramp, 0)
-    bar[..., 2] = np.where(ramp < 0, 60 + 195 * -ramp, 0)
-    bar[..., 1] = np.where(np.abs(ramp) > 0.85, 200 * (np.abs(ramp) - 0.85) / 0.15, 0)
+    if look.kind == "power":
+        # One-sided power scale: brightest at the top, fading to black at the bottom.
+        level = np.repeat(np.linspace(1, 0, cbh)[:, None], int(cap), axis=1)
+        shade = _power_colours(level, look.power_map) * np.clip(level * 4, 0, 1)[..., None]
+        bar[:] = shade.clip(0, 255).astype(np.uint8)
+    else:
+        # The velocity scale is two-sided even when the flow shows one direction only.
+        bar[..., 0] = np.where(ramp > 0, 60 + 195 * ramp, 0)
+        bar[..., 2] = np.where(ramp < 0, 60 + 195 * -ramp, 0)
+        bar[..., 1] = np.where(np.abs(ramp) > 0.85, 200 * (np.abs(ramp) - 0.85) / 0.15, 0)
     rgb[cby : cby + cbh, cbx : cbx + int(cap)] = bar
     v = f"{rng.uniform(4, 20):.1f}"
     cv2.putText(rgb, v, (cbx - 2, cby - 4), cv2.FONT_HERSHEY_SIMPLEX, cap / 24, (220,) * 3, 1)
@@ -1039,12 +1101,20 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
     rgb_capture = spec.capture in ("doppler", "yellow_overlay", "green_corrupt")
     if rgb_capture:
         stack = np.repeat(stack[..., None], 3, axis=-1)
+    look = None
     if doppler:
+        # Classic keeps the first generator's two-hue colour flow; varied samples a look on its
+        # own stream (the render stream is not consumed, so classic stays byte-identical).
+        look = (
+            sample_doppler_look(varied_rng(spec, rng, "doppler"))
+            if spec.style == "varied"
+            else DopplerLook()
+        )
         for k in range(n):
             sub = np.random.default_rng(int(rng.integers(2**32)))
-            _draw_doppler(stack[k], sub, lay.fields[0], tissues[0].lesion, lay.cap)
+            _draw_doppler(stack[k], sub, lay.fields[0], tissues[0].lesion, lay.cap, look)
 
-    out = Rendered(frames=stack, regions=regions)
+    out = Rendered(frames=stack, regions=regions, doppler_kind=look.kind if look else None)
     if n > 1:
         out.frame_time_ms = float(round(1000.0 / rng.integers(15, 35), 3))
 

@@ -25,11 +25,13 @@ TRUTH_SCHEMA = pa.schema(
         ("sop_class_uid", STR),
         ("patient_id", STR),
         ("accession_number", STR),
+        ("missing_links", STR),  # as dicom_catalog.missing_links: "patient_id" or null
         ("member_kind", STR),  # image | video | no_pixels | non_dicom
         ("expected_status", STR),  # ok | quarantined
         ("quarantine_code", STR),  # table_schemas.QUARANTINE_CODES key or null
         ("capture", STR),
         ("is_doppler", BOOL),
+        ("doppler_kind", STR),  # color | power | null, as image_table.doppler_kind
         ("photometric_interpretation", STR),
         ("transfer_syntax_uid", STR),
         ("rows", I64),

@@ -180,16 +180,56 @@ def test_sr_without_pixels_is_no_pixels_and_ok() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "missing"),
     [
-        ({"patient_id": None}, "PatientID"),
-        ({"accession": "  "}, "AccessionNumber"),
-        ({"sop_uid": ""}, "SOPInstanceUID"),
+        ({"patient_id": None}, "patient_id"),
+        ({"accession": "  "}, "accession_number"),
+        ({"patient_id": "", "accession": None}, "patient_id,accession_number"),
     ],
 )
-def test_missing_identifier_still_fills_columns(kwargs: dict, missing: str) -> None:
+def test_missing_case_links_are_catalogued_ok_with_the_link_named(
+    kwargs: dict, missing: str
+) -> None:
+    # A readable image that cannot be linked to a case is data: ok, kind set, every column
+    # filled; `missing_links` says which link is absent (the cleaning stage excludes it later).
     row = catalog_member("x.dcm", make_dicom(gray(), **kwargs))
-    assert row["status"] == "quarantined" and row["error_code"] == "missing_identifier"
-    assert missing in row["error"]
+    assert row["status"] == "ok" and row["error_code"] is None and row["error"] is None
+    assert row["missing_links"] == missing
     assert row["kind"] == "image" and row["rows"] == 48 and row["header"]
+
+
+def test_linked_file_has_no_missing_links() -> None:
+    assert catalog_member("x.dcm", make_dicom(gray()))["missing_links"] is None
+
+
+def test_missing_sop_instance_uid_is_quarantined() -> None:
+    row = catalog_member("x.dcm", make_dicom(gray(), sop_uid=""))
+    assert row["status"] == "quarantined" and row["error_code"] == "missing_sop_instance_uid"
+    assert "SOPInstanceUID" in row["error"]
+    assert row["kind"] == "image" and row["rows"] == 48 and row["header"]
+
+
+def _cut_before_pixel_data(data: bytes) -> bytes:
+    """`data` cut exactly where the PixelData element (7FE0,0010) starts."""
+    at = data.rfind(b"\xe0\x7f\x10\x00")
+    assert at > 0
+    return data[:at]
+
+
+@pytest.mark.parametrize("sop_class", [US_IMAGE, US_MULTIFRAME])
+def test_image_class_cut_on_an_element_boundary_before_pixels_is_truncated(
+    sop_class: str,
+) -> None:
+    # The header parses completely (the cut falls between two elements), but an image SOP class
+    # must carry pixel data: the file is incomplete, not a pixel-less object.
+    frames = 2 if sop_class == US_MULTIFRAME else None
+    px = np.stack([gray()] * 2) if frames else gray()
+    data = make_dicom(px, frames=frames, sop_class=sop_class)
+    row = catalog_member("cut.dcm", _cut_before_pixel_data(data))
+    assert row["status"] == "quarantined" and row["error_code"] == "truncated"
+    assert "no PixelData" in row["error"] and "Ultrasound" in row["error"]
+    assert row["patient_id"] == "P001" and row["rows"] == 48  # header columns still filled
+    real_cut = _cut_before_pixel_data(real("US1_UNCR.dcm"))
+    row = catalog_member("us1.dcm", real_cut)
+    assert (row["status"], row["error_code"]) == ("quarantined", "truncated")
 
 
 @pytest.mark.parametrize(
@@ -287,15 +327,20 @@ def test_transfer_syntax_without_decoder_is_undecodable() -> None:
 def test_real_files_kind_and_no_structural_problem(name: str, kind: str) -> None:
     row = catalog_member(name, real(name))
     assert row["kind"] == kind
-    # These public files lack an accession number (or patient id); nothing else is wrong.
-    assert row["error_code"] in (None, "missing_identifier"), row["error"]
+    # Most of these public files lack an accession number, some the patient id too: still ok.
+    assert row["status"] == "ok" and row["error_code"] is None, row["error"]
+    both = {"color-pl.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"}
+    expected = {"gdcm-US-ALOKA-16.dcm": None}.get(
+        name, "patient_id,accession_number" if name in both else "accession_number"
+    )
+    assert row["missing_links"] == expected
     assert row["rows"] > 0 and row["pixel_sha256"] and json.loads(row["header"])
 
 
 def test_all_quarantine_codes_are_known() -> None:
     rows = [
         catalog_member("a", b""),
-        catalog_member("b", make_dicom(gray(), patient_id=None)),
+        catalog_member("b", make_dicom(gray(), sop_uid="")),
         catalog_member("c", make_dicom(gray(), Rows=200)),
     ]
     assert {r["error_code"] for r in rows} <= set(QUARANTINE_CODES)
@@ -335,7 +380,7 @@ EXPECTED = {
     "batch/good.dcm": ("ok", None, "image"),
     "batch/cine.dcm": ("ok", None, "video"),
     "batch/sr.dcm": ("ok", None, "no_pixels"),
-    "batch/nopid.dcm": ("quarantined", "missing_identifier", "image"),
+    "batch/nopid.dcm": ("ok", None, "image"),  # no PatientID: readable, so catalogued
     "batch/cut.dcm": ("quarantined", "truncated", "image"),
     "batch/.DS_Store": ("quarantined", "not_dicom", None),
     "batch/report.pdf": ("quarantined", "not_dicom", None),

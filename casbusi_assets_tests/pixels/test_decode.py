@@ -24,6 +24,7 @@ from casbusi_assets.pixels.decode import (
     write_png,
 )
 from casbusi_assets_tests.ingest.test_catalog import US_MULTIFRAME, gray, make_dicom
+from casbusi_assets_tests.pixels.test_doppler import screen, with_flow
 
 
 def load(name: str) -> pydicom.Dataset:
@@ -121,29 +122,32 @@ def test_decode_failure_is_a_clear_error() -> None:
 # --------------------------------------------------------------------------- colour rules
 
 
-def colour_image(red: int, blue: int) -> np.ndarray:
-    img = np.full((60, 60, 3), 90, dtype=np.uint8)
-    img.reshape(-1, 3)[:red] = (230, 40, 30)
-    img.reshape(-1, 3)[1000 : 1000 + blue] = (20, 60, 240)
-    return img
+def colour_image(flow: bool = True, hues: str = "both") -> np.ndarray:
+    """A screen with grey speckle in its field and, when `flow`, colour flow painted into it."""
+    img = screen()
+    return with_flow(img, hues) if flow else img
 
 
-def test_doppler_needs_enough_red_and_blue() -> None:
-    assert is_doppler(colour_image(200, 200))
-    assert not is_doppler(colour_image(200, 0))
-    assert not is_doppler(colour_image(1, 1))  # stray pixels do not make a Doppler image
+def test_doppler_needs_filled_flow_of_any_hue() -> None:
+    assert is_doppler(colour_image(hues="both"))
+    assert is_doppler(colour_image(hues="red"))  # single-hue colour flow
+    assert is_doppler(colour_image(hues="power"))
+    assert not is_doppler(colour_image(flow=False))
+    stray = colour_image(flow=False)
+    stray[100, 100:110] = (230, 40, 30)  # stray coloured pixels do not make a Doppler image
+    stray[200, 100:110] = (20, 60, 240)
+    assert not is_doppler(stray)
     assert not is_doppler(gray())
 
 
-def test_us1_power_doppler_is_not_colour_flow() -> None:
-    # US1 is a GE power-Doppler image: red/orange/yellow only, no blue, so the original
-    # "red and blue" rule calls it non-Doppler and it is stored grey.
+def test_us1_power_doppler_is_stored_in_colour() -> None:
+    # US1 is a GE power-Doppler image: red/orange/yellow only, no blue. The original "red and
+    # blue" rule called it non-Doppler and stored it grey with its top-of-scale yellow whitened.
     rgb = decode_frame(load("US1_UNCR.dcm"))
-    assert not is_doppler(rgb)
+    assert is_doppler(rgb)
     prepared = prepare_still(rgb, "RGB")
-    assert prepared.stored_as == "gray" and prepared.array.ndim == 2
-    # Only the pure yellow (bright flow top of the colour map, scale bar): not the orange flow.
-    assert 1000 < prepared.yellow_pixels_whitened < 2000
+    assert prepared.stored_as == "rgb" and prepared.doppler_kind == "power"
+    assert prepared.yellow_pixels_whitened == 0 and np.array_equal(prepared.array, rgb)
 
 
 def test_prepare_still_whitens_yellow_and_goes_gray() -> None:
@@ -160,9 +164,10 @@ def test_prepare_still_whitens_yellow_and_goes_gray() -> None:
 
 
 def test_prepare_still_keeps_doppler_colour() -> None:
-    prepared = prepare_still(colour_image(300, 300), "RGB")
-    assert prepared.is_doppler and prepared.stored_as == "rgb"
-    assert prepared.array.shape == (60, 60, 3) and prepared.yellow_pixels_whitened == 0
+    img = colour_image()
+    prepared = prepare_still(img, "RGB")
+    assert prepared.is_doppler and prepared.stored_as == "rgb" and prepared.doppler_kind == "color"
+    assert prepared.array.shape == img.shape and prepared.yellow_pixels_whitened == 0
 
 
 def test_prepare_still_gray_input() -> None:
@@ -218,9 +223,11 @@ def test_export_still_real_and_synthetic(tmp_path: Path) -> None:
     assert out["png_bytes"] == (tmp_path / "ob.png").stat().st_size
     assert read_png(tmp_path / "ob.png").shape == (600, 800)
 
-    doppler = colour_image(400, 400)
+    assert out["doppler_kind"] is None
+
+    doppler = colour_image(hues="blue")
     out = export_still(make_dicom(doppler, "RGB"), tmp_path / "d.png")
-    assert out["is_doppler"] and out["stored_as"] == "rgb"
+    assert out["is_doppler"] and out["stored_as"] == "rgb" and out["doppler_kind"] == "color"
     assert np.array_equal(read_png(tmp_path / "d.png"), doppler)
 
 
@@ -262,15 +269,16 @@ def test_export_video_frames_match_single_frame_decode(tmp_path: Path) -> None:
 
 
 def test_export_video_doppler_decided_on_first_frame(tmp_path: Path) -> None:
-    frames = np.stack([colour_image(300, 300), colour_image(0, 0), colour_image(0, 0)])
+    flow, plain = colour_image(hues="power"), colour_image(flow=False)
+    frames = np.stack([flow, plain, plain])
     out = export_video(
         make_dicom(frames, "RGB", frames=3, sop_class=US_MULTIFRAME), tmp_path / "d", "all"
     )
-    assert out["is_doppler"]
+    assert out["is_doppler"] and out["doppler_kind"] == "power"
     assert all(read_png(p).ndim == 3 for p in (tmp_path / "d").iterdir())
-    frames = np.stack([colour_image(0, 0), colour_image(300, 300)])
+    frames = np.stack([plain, flow])
     out = export_video(make_dicom(frames, "RGB", frames=2), tmp_path / "g", "all")
-    assert not out["is_doppler"]
+    assert not out["is_doppler"] and out["doppler_kind"] is None
     assert all(read_png(p).ndim == 2 for p in (tmp_path / "g").iterdir())
 
 

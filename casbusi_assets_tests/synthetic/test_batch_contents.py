@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,9 @@ import pytest
 from pydicom.errors import InvalidDicomError
 
 from casbusi_assets.storage.schemas import QUARANTINE_CODES
+from casbusi_assets.synthetic import generate_batch
 from casbusi_assets.synthetic.case_csv import CASE_COLUMNS, CASE_CSV_NAME, VALID_BIRADS
+from casbusi_assets.synthetic.config import GeneratorConfig
 from casbusi_assets.synthetic.truth import TRUTH_COLUMNS
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -31,6 +34,8 @@ REQUIRED_COLUMNS = [
     "quarantine_code",
     "capture",
     "is_doppler",
+    "doppler_kind",
+    "missing_links",
     "photometric_interpretation",
     "transfer_syntax_uid",
     "rows",
@@ -135,7 +140,11 @@ def test_every_kind_is_present(default_batches, index):
     # Edge cases.
     assert t["exact_duplicate_of"].notna().any()
     codes = set(t["quarantine_code"].dropna())
-    assert {"truncated", "missing_identifier", "not_dicom"} <= codes
+    assert {"truncated", "not_dicom"} <= codes and "missing_identifier" not in codes
+    # A file without PatientID is readable, hence expected ok, with its missing link named.
+    unlinked = t[t["missing_links"].notna()]
+    assert len(unlinked) >= 1 and set(unlinked["missing_links"]) == {"patient_id"}
+    assert (unlinked["expected_status"] == "ok").all() and unlinked["patient_id"].isna().all()
     names = {p.rsplit("/", 1)[-1] for p in t["member_path"]}
     assert {".DS_Store", "Thumbs.db", CASE_CSV_NAME} <= names
     assert any(n.endswith(".pdf") for n in names)
@@ -213,9 +222,11 @@ def test_quarantine_cases_really_fail(default_batches):
     for path in truncated["member_path"]:
         with pytest.raises(Exception):  # noqa: B017 - either the parser or the decoder must fail
             _ = _read(g.members[path]).pixel_array
-    for path in t.loc[t["quarantine_code"] == "missing_identifier", "member_path"]:
-        ds = _read(g.members[path])
-        assert "PatientID" not in ds and ds.SOPInstanceUID
+    unlinked = t.loc[t["missing_links"] == "patient_id", "member_path"]
+    assert len(unlinked) >= 1
+    for path in unlinked:
+        ds = _read(g.members[path])  # readable, with pixels, just not linkable to a patient
+        assert "PatientID" not in ds and ds.SOPInstanceUID and ds.pixel_array.size
     for path in t.loc[t["quarantine_code"] == "not_dicom", "member_path"]:
         with pytest.raises(InvalidDicomError):
             pydicom.dcmread(io.BytesIO(g.members[path]))
@@ -359,11 +370,18 @@ def test_capture_types_have_their_pixel_signatures(default_batches):
             continue
         rgb = arr.astype(int)
         red, grn, blu = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        assert (r.doppler_kind is None) == (r.capture != "doppler")
         if r.capture == "doppler":
-            # The rule of casbusi-spec §3.5 for red and for blue flow pixels.
+            # The rule of casbusi-spec §3.5 for red and for blue flow pixels: the velocity scale
+            # always has both; power maps are red / orange / yellow and never blue.
             has_red = ((red >= 200) & (red - blu >= 100) & (red - grn >= 100)).any()
             has_blue = ((blu >= 200) & (blu - red >= 100) & (blu - grn >= 100)).any()
-            assert has_red and has_blue and r.is_doppler
+            orange = ((red >= 200) & (grn >= 120) & (grn <= 230) & (blu <= 60)).sum()
+            assert r.is_doppler and r.doppler_kind in ("color", "power")
+            if r.doppler_kind == "color":
+                assert has_red and has_blue
+            else:
+                assert not has_blue and orange >= 20
         elif r.capture == "yellow_overlay":
             assert ((red == 255) & (grn == 255) & (blu == 0)).any()
         else:
@@ -389,3 +407,29 @@ def test_text_truth_is_consistent_with_the_drawn_text(default_batches):
         assert 0 <= x0 < x1 <= r.columns and 0 <= y0 < y1 <= r.rows
     no_text = t[(t["member_kind"] == "image") & t["annotation_text"].isna()]
     assert (no_text["area"] == "unknown").all() and no_text["clock_pos"].isna().all()
+
+
+def test_varied_doppler_shows_single_hue_and_power_flow(tmp_path):
+    # Varied-style Doppler captures sample colour flow in both / one hue and power maps; classic
+    # ones keep the first generator's two-hue colour flow.
+    cfg = GeneratorConfig(doppler_share=0.7, varied_style_share=0.7, caliper_share=0.0)
+    files = generate_batch(tmp_path, 0, patients=5, seed=31, config=cfg)
+    t = pd.read_parquet(files.truth_path)
+    members = zipfile.ZipFile(files.zip_path)
+    dop = t[t["is_doppler"] & (t["member_kind"] == "image") & (t["expected_status"] == "ok")]
+    assert set(dop.loc[dop["screen_style"] == "classic", "doppler_kind"]) == {"color"}
+    varied = dop[dop["screen_style"] == "varied"]
+    assert {"color", "power"} <= set(varied["doppler_kind"])
+    looks = set()
+    for r in varied.itertuples():
+        rgb = pydicom.dcmread(io.BytesIO(members.read(r.member_path))).pixel_array.astype(int)
+        if rgb.ndim != 3:
+            continue
+        x0, y0, x1, y1 = int(r.region_x0), int(r.region_y0), int(r.region_x1), int(r.region_y1)
+        f = rgb[y0 : y1 + 1, x0 : x1 + 1]  # flow lies in the field; the scale bar outside it
+        red = ((f[..., 0] - f[..., 2] >= 100) & (f[..., 0] - f[..., 1] >= 100)).sum()
+        blue = ((f[..., 2] - f[..., 0] >= 100) & (f[..., 2] - f[..., 1] >= 60)).sum()
+        looks.add((r.doppler_kind, red > 50, blue > 50))
+    assert ("color", True, False) in looks  # red only
+    assert ("color", False, True) in looks or ("color", True, True) in looks
+    assert all(not blue for kind, _, blue in looks if kind == "power")
