@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-ui lint ui validate bench clean
+.PHONY: install demo test test-ui test-distributed lint ui validate bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,17 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	$(BIN)/dg check defs --use-active-venv 2>/dev/null || $(BIN)/dg check defs
 	$(MAKE) test-ui
+	$(MAKE) test-distributed
 
 # The Dagster UI in headless Chromium: Debian's package, installed here when missing.
 test-ui: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	CASBUSI_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -m browser -p no:cacheprovider casbusi_assets_tests/ui
+
+# Two batches on Celery workers with the instance on a throwaway Postgres, Redis on loopback.
+test-distributed: $(STAMP)
+	command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade postgresql redis-server >/dev/null)
+	$(BIN)/python -m pytest -m distributed -p no:cacheprovider casbusi_assets_tests/distributed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

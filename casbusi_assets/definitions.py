@@ -14,6 +14,7 @@ from casbusi_assets.cases import assets as cases
 from casbusi_assets.cleaning import assets as cleaning
 from casbusi_assets.cleaning import checks as cleaning_checks
 from casbusi_assets.cleaning.resources import CleaningSettings
+from casbusi_assets.deployment import executor_from_env
 from casbusi_assets.export import assets as export
 from casbusi_assets.export.resources import ExportSettings
 from casbusi_assets.export.sensors import export_after_batches_sensor
@@ -141,6 +142,7 @@ def build_definitions(home: str | None = None) -> dg.Definitions:
         schedules=[labels_sync_schedule],
         resources=build_resources(home),
         loggers={"console": compact_console_logger},
+        executor=executor_from_env(),
     )
 
 

@@ -24,7 +24,7 @@ DAGSTER_FACING = {
     "partitions",
     "metadata",
 }
-TOP_LEVEL_ASSEMBLY = {"definitions", "jobs", "loggers", "runner", "cli", "demo"}
+TOP_LEVEL_ASSEMBLY = {"definitions", "deployment", "jobs", "loggers", "runner", "cli", "demo"}
 
 
 def _imports_dagster(path: Path) -> bool:
