@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from casbusi_assets.ingest.phi import fields_summary, phi_findings
 from casbusi_assets.labelling.archive import build_archive, stored_versions
 from casbusi_assets.labelling.backend import LabellingError
 from casbusi_assets.labelling.crops import apply_upload, build_crops, data_row_specs
@@ -39,6 +40,7 @@ def labelbox_crops(
     cleaned_images: pd.DataFrame,
     inpainted_images: pd.DataFrame,
     ocr_table: pd.DataFrame,
+    dicom_catalog: pd.DataFrame,
     casbusi_home: CasbusiHome,
     labelbox: LabelboxResource,
 ) -> dg.Output[pd.DataFrame]:
@@ -47,13 +49,18 @@ def labelbox_crops(
     and sent to Labelbox: one data row per image keyed by a global key derived from the
     SOPInstanceUID (re-runs update, never duplicate), metadata (batch, patient, accession,
     laterality, orientation, label_cat), the uncropped capture attached, and one Labelbox batch
-    per data batch. Offline, the exact payloads go to `<home>/labelbox/outbox/<batch>.json`."""
+    per data batch. Offline, the exact payloads go to `<home>/labelbox/outbox/<batch>.json`.
+    A batch whose headers carry identifying fields (the `no_identifying_header_fields` check) is
+    cropped but not uploaded: every row is `blocked_phi`."""
     home = casbusi_home.layout()
     batch = context.partition_key
     with staged_batch_dir(home.files, "labelbox_crops", batch) as staged:
         crops = build_crops(
             batch, cleaned_images, inpainted_images, ocr_table, staged, labelbox.global_key_prefix
         )
+    phi = phi_findings(dicom_catalog)
+    if len(phi):
+        return _blocked_by_phi(context, batch, crops, phi)
     try:
         backend = labelbox.backend(home)
         result = backend.upload(batch, data_row_specs(crops))
@@ -84,6 +91,34 @@ def labelbox_crops(
     if len(failed):
         metadata["failures"] = markdown_table(failed, ["global_key", "upload_error"], 20)
     return dg.Output(table, metadata=metadata)
+
+
+def _blocked_by_phi(
+    context: dg.AssetExecutionContext, batch: str, crops: pd.DataFrame, phi: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """Nothing leaves the building from a batch with identifying header fields."""
+    fields = fields_summary(phi)
+    reason = f"identifying header fields in {len(phi)} file(s): {', '.join(fields)}"
+    context.log.error(
+        f"labelbox_crops {batch}: not uploaded, {reason}; re-anonymise the batch and re-run "
+        "(see the no_identifying_header_fields check on dicom_catalog)"
+    )
+    table = crops.copy()
+    pending = table["upload_status"] == "pending"
+    table["upload_status"] = table["upload_status"].astype(object)
+    table["upload_error"] = table["upload_error"].astype(object)
+    table.loc[pending, "upload_status"] = "blocked_phi"
+    table.loc[pending, "upload_error"] = reason
+    return dg.Output(
+        table,
+        metadata={
+            "rows": len(table),
+            "mode": "blocked",
+            "upload_status": counts(table["upload_status"]) if len(table) else {},
+            "blocked_by": reason,
+            "phi_files": markdown_table(phi, ["member_path", "fields"], 20),
+        },
+    )
 
 
 @dg.asset(

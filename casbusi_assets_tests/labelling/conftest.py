@@ -3,6 +3,7 @@ of their shapes, images on disk), the two assets, and the Labelbox fake wired in
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -56,6 +57,20 @@ def write_images(folder: Path, n: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def catalog_with_names(cleaned: pd.DataFrame, patient_name: str) -> pd.DataFrame:
+    """A catalog of the images whose headers carry `patient_name` ("" = anonymised)."""
+    header = json.dumps({"00100010": {"vr": "PN", "Value": [{"Alphabetic": patient_name}]}})
+    return pd.DataFrame(
+        {
+            "member_path": [f"m/{u}" for u in cleaned["sop_instance_uid"]],
+            "sop_instance_uid": cleaned["sop_instance_uid"],
+            "patient_id": cleaned["patient_id"],
+            "status": "ok",
+            "header": header,
+        }
+    )
+
+
 def stand_in_assets(frames: dict[str, pd.DataFrame]) -> list[dg.AssetsDefinition]:
     """Upstream assets of the right names returning the given frames (in-memory IO)."""
 
@@ -101,7 +116,12 @@ def world(tmp_path: Path):
     return {
         "home": home,
         "upstream": stand_in_assets(
-            {"cleaned_images": cleaned, "inpainted_images": inpainted, "ocr_table": ocr}
+            {
+                "cleaned_images": cleaned,
+                "inpainted_images": inpainted,
+                "ocr_table": ocr,
+                "dicom_catalog": catalog_with_names(cleaned, ""),
+            }
         ),
     }
 

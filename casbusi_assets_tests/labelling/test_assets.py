@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
 from casbusi_assets.ingest.resources import InboxSettings
@@ -23,8 +24,10 @@ from casbusi_assets.storage.warehouse import read_batch
 from casbusi_assets_tests.labelling.conftest import (
     BATCH,
     CROP,
+    catalog_with_names,
     labels_definitions,
     materialize_crops,
+    stand_in_assets,
 )
 from casbusi_assets_tests.labelling.export_fixture import export_line, ndjson
 
@@ -253,3 +256,23 @@ def test_labels_sync_job_pulls_the_export_into_the_inbox(world, fake_sdk):
     assert json.loads(path.read_text()) == fake_sdk.export_lines[0]
     ready, _ = scan_labels_inbox(path.parent, {}, settle_seconds=0)
     assert [r.path for r in ready] == [path]  # only the complete export, no .part left
+
+
+def test_a_batch_with_identifying_header_fields_is_not_uploaded(world):
+    home = world["home"]
+    outbox = labelbox_paths(home.root).outbox / f"{BATCH}.json"
+    # the same batch, but its catalog says a file still carries a patient's name
+    upstream = {a.key.path[-1]: a for a in world["upstream"]}
+    uids = [f"1.2.{i}" for i in range(4)]
+    leaky_catalog = catalog_with_names(
+        pd.DataFrame({"sop_instance_uid": uids, "patient_id": ["p1"] * 4}), "Doe^Jane"
+    )
+    upstream.update({a.key.path[-1]: a for a in stand_in_assets({"dicom_catalog": leaky_catalog})})
+    res = materialize_crops({**world, "upstream": list(upstream.values())}, OFFLINE)
+    table = read_batch(home.warehouse, "labelbox_crops", BATCH)
+    assert len(table) == 4 and set(table["upload_status"]) == {"blocked_phi"}
+    assert table["upload_error"].str.contains("PatientName").all()
+    assert not outbox.exists()  # nothing was sent, not even to the outbox
+    meta = res.asset_materializations_for_node("labelbox_crops")[0].metadata
+    assert meta["mode"].value == "blocked"
+    assert "Doe" not in json.dumps({k: str(v.value) for k, v in meta.items()})  # names, not values
