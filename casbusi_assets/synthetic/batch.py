@@ -290,6 +290,16 @@ def _render_item(seed: int, st: StudyPlan, item: ItemPlan, instance: int) -> lis
     return out
 
 
+def _field_box(r: Rendered) -> list[int]:
+    """The true ultrasound field as [x, y, w, h]: the union of the regions (both views of a
+    dual view), so the crop can be scored whether or not the DICOM carries the regions."""
+    x0 = min(g.x0 for g in r.regions)
+    y0 = min(g.y0 for g in r.regions)
+    x1 = max(g.x1 for g in r.regions)
+    y1 = max(g.y1 for g in r.regions)
+    return [x0, y0, x1 - x0 + 1, y1 - y0 + 1]
+
+
 def _encode_member(
     seed: int,
     st: StudyPlan,
@@ -352,6 +362,7 @@ def _encode_member(
         region_x1=reg0.x1,
         region_y1=reg0.y1,
         regions=json.dumps([[g.x0, g.y0, g.x1, g.y1] for g in r.regions]),
+        field_box=json.dumps(_field_box(r)),
         physical_delta_cm=reg0.delta_x,
         body_marker=r.body_marker,
         probe_angle_deg=r.probe_angle_deg,

@@ -454,6 +454,12 @@ class _Layout:
     cap: float  # chrome text cap height
     depth_cm: float
     convex: bool
+    # Varied style only (classic keeps the defaults): which side of the field the depth ruler
+    # is on, its gap, and the extra chrome drawn around the field (see _draw_chrome).
+    varied: bool = False
+    ruler_side: str = "right"  # right | left
+    ruler_gap: int = 5
+    chrome_seed: int = 0
 
 
 def _layout(rng: np.random.Generator, spec: CaptureSpec) -> _Layout:
@@ -474,7 +480,60 @@ def _layout(rng: np.random.Generator, spec: CaptureSpec) -> _Layout:
     panel_x = int(0.015 * w) if panel_left else int(fields[-1][2] + 0.06 * w)
     depth = float(rng.choice([3.0, 3.5, 4.0, 4.5, 5.0, 6.0], p=[0.15, 0.2, 0.3, 0.15, 0.15, 0.05]))
     convex = spec.profile.style == "toshiba" and rng.random() < 0.4
-    return _Layout(fields=fields, panel_x=panel_x, cap=cap, depth_cm=depth, convex=convex)
+    lay = _Layout(fields=fields, panel_x=panel_x, cap=cap, depth_cm=depth, convex=convex)
+    if spec.style == "varied":
+        _vary_layout(lay, varied_rng(spec, rng, "field"), spec)
+    return lay
+
+
+def _vary_layout(lay: _Layout, vr: np.random.Generator, spec: CaptureSpec) -> None:
+    """Varied style: the field anywhere on the screen (touching an edge or not), of any
+    reasonable size, the depth ruler on either side, the parameter panel wherever there is
+    room (or none), and extra chrome around the field (_draw_chrome)."""
+    w, h, cap = spec.width, spec.height, lay.cap
+    dual = spec.capture == "dual_view"
+    fw = int(w * (vr.uniform(0.3, 0.46) if dual else vr.uniform(0.42, 0.84)))
+    fh = int(h * vr.uniform(0.5, 0.86))
+    gap = int(vr.integers(2, 16)) if dual else 0
+    total = 2 * fw + gap if dual else fw
+    lay.ruler_side = str(vr.choice(["left", "right"]))
+    lay.ruler_gap = int(vr.integers(2, 12))
+    room = lay.ruler_gap + int(cap * 2.6)  # ruler ticks and depth digits
+    lo = room if lay.ruler_side == "left" else 0
+    hi = w - total - (room if lay.ruler_side == "right" else 0)
+    anchor = str(vr.choice(["low", "high", "any", "any"]))
+    if hi <= lo:
+        x0 = max(0, (w - total) // 2)
+    elif anchor == "low":
+        x0 = lo + int(vr.integers(0, max(1, min(12, hi - lo))))
+    elif anchor == "high":
+        x0 = hi - int(vr.integers(0, max(1, min(12, hi - lo))))
+    else:
+        x0 = int(vr.integers(lo, hi + 1))
+    v_anchor = str(vr.choice(["top", "bottom", "any", "any"]))
+    y_hi = h - fh
+    if v_anchor == "top":
+        y0 = int(vr.integers(0, max(1, min(int(cap * 2), y_hi))))
+    elif v_anchor == "bottom":
+        y0 = y_hi - int(vr.integers(0, max(1, min(int(cap * 3), y_hi))))
+    else:
+        y0 = int(vr.integers(0, max(1, y_hi)))
+    if dual:
+        lay.fields = [(x0, y0, x0 + fw, y0 + fh), (x0 + fw + gap, y0, x0 + total, y0 + fh)]
+    else:
+        lay.fields = [(x0, y0, x0 + fw, y0 + fh)]
+    # The parameter panel goes on the side with more room; with too little room the screen has
+    # none (drawn off-screen, which OpenCV clips).
+    left_room = x0 - (room if lay.ruler_side == "left" else 0)
+    right_room = w - (x0 + total) - (room if lay.ruler_side == "right" else 0)
+    if max(left_room, right_room) < 6 * cap:
+        lay.panel_x = w + 10
+    elif left_room >= right_room:
+        lay.panel_x = int(vr.integers(2, max(3, int(left_room - 5.5 * cap))))
+    else:
+        lay.panel_x = w - right_room + int(vr.integers(3, max(4, int(right_room - 5.5 * cap))))
+    lay.varied = True
+    lay.chrome_seed = int(vr.integers(2**32))
 
 
 def _draw_header(
@@ -549,25 +608,124 @@ def _draw_header(
 def _draw_ruler(img: np.ndarray, rng: np.random.Generator, lay: _Layout, fx: tuple) -> None:
     x0, y0, x1, y1 = fx
     per_cm = (y1 - y0) / lay.depth_cm
-    rx = x1 + 5
+    # Classic: right of the field, 5 px away. Varied: either side, any small gap; ticks and
+    # digits point away from the field.
+    left = lay.ruler_side == "left"
+    sgn = -1 if left else 1
+    rx = x0 - 1 - lay.ruler_gap if left else x1 + lay.ruler_gap
     dots = rng.random() < 0.5
+    digit_scale = _font_scale("hershey_simplex", lay.cap * 0.9)
     for k in range(int(lay.depth_cm * 2) + 1):
         yy = int(round(y0 + k * per_cm / 2))
         if yy >= img.shape[0]:
             break
         major = k % 2 == 0
         if dots:
-            cv2.circle(img, (rx + 2, yy), 2 if major else 1, 220, -1)
+            cv2.circle(img, (rx + sgn * 2, yy), 2 if major else 1, 220, -1)
         else:
-            cv2.line(img, (rx, yy), (rx + (8 if major else 4), yy), 220, 1)
+            cv2.line(img, (rx, yy), (rx + sgn * (8 if major else 4), yy), 220, 1)
         if major and k > 0:
-            _chrome_text(img, str(k // 2), rx + 11, yy + int(lay.cap / 2), lay.cap * 0.9, 200)
+            tx = rx + 11
+            if left:
+                tw = cv2.getTextSize(str(k // 2), cv2.FONT_HERSHEY_SIMPLEX, digit_scale, 1)[0][0]
+                tx = rx - 11 - tw
+            _chrome_text(img, str(k // 2), tx, yy + int(lay.cap / 2), lay.cap * 0.9, 200)
     if not dots:
         cv2.line(img, (rx, y0), (rx, y1), 200, 1)
     # Focal zone marker.
     fz = int(y0 + rng.uniform(0.3, 0.6) * (y1 - y0))
-    tri = np.array([[rx - 1, fz], [rx + 7, fz - 5], [rx + 7, fz + 5]], dtype=np.int32)
+    tri = np.array([[rx - sgn, fz], [rx + sgn * 7, fz - 5], [rx + sgn * 7, fz + 5]], dtype=np.int32)
     cv2.fillPoly(img, [tri], 230)
+    if lay.varied and fx == lay.fields[0]:
+        _draw_chrome(img, lay)
+
+
+_TOOLBAR_LABELS = ("Gen", "Sector", "THI", "On", "MB Off", "Page 1/3", "Freeze", "2D", "Res")
+_STATUS_WORDS = ("9123", "5.0", "R15", "G66", "C6", "A2", "DVA: 94%", "P 1/2", "3:BREAST", "HR")
+
+
+def _draw_chrome(img: np.ndarray, lay: _Layout) -> None:
+    """Varied style: scanner chrome around the field on any side (grey-scale bar, tool bar of
+    boxed labels, status text line, horizontal scale bar, icons), never inside it.
+
+    Drawn on the background before the field is pasted, with its own random stream."""
+    rng = np.random.default_rng(lay.chrome_seed)
+    h, w = img.shape[:2]
+    cap = lay.cap
+    fx0 = min(f[0] for f in lay.fields)
+    fy0 = min(f[1] for f in lay.fields)
+    fx1 = max(f[2] for f in lay.fields)
+    fy1 = max(f[3] for f in lay.fields)
+    ruler = lay.ruler_gap + int(cap * 2.6)
+    room = {
+        "left": fx0 - (ruler if lay.ruler_side == "left" else 0),
+        "right": w - fx1 - (ruler if lay.ruler_side == "right" else 0),
+        "top": fy0,
+        "bottom": h - fy1,
+    }
+
+    def side_gap(side: str) -> int:
+        return (ruler if side == lay.ruler_side else 0) + int(rng.integers(2, 16))
+
+    # Grey-scale bar beside the field.
+    bw = int(cap * rng.uniform(0.9, 1.7))
+    sides = [s for s in ("left", "right") if room[s] >= bw + 20]
+    if sides and rng.random() < 0.7:
+        side = str(rng.choice(sides))
+        g = side_gap(side)
+        bh = int((fy1 - fy0) * rng.uniform(0.15, 0.4))
+        by = int(rng.integers(max(0, fy0), max(fy0 + 1, fy1 - bh)))
+        bx = fx0 - g - bw if side == "left" else fx1 + g
+        if bx >= 0 and bx + bw <= w:
+            ramp = np.linspace(255, 0, bh).astype(np.uint8)[:, None]
+            img[by : by + bh, bx : bx + bw] = ramp
+            cv2.rectangle(img, (bx - 1, by - 1), (bx + bw, by + bh), 160, 1)
+    # Tool bar of boxed labels, or a status text line, above or below the field.
+    band = int(cap * 2.4)
+    sides = [s for s in ("top", "bottom") if room[s] >= band + 4]
+    if sides and rng.random() < 0.6:
+        side = str(rng.choice(sides))
+        g = int(rng.integers(2, 14))
+        yb = fy1 + g if side == "bottom" else fy0 - g - band
+        x = fx0 + int(rng.integers(0, max(1, (fx1 - fx0) // 6)))
+        if rng.random() < 0.5:
+            for label in rng.permutation(_TOOLBAR_LABELS)[: int(rng.integers(3, 7))]:
+                tw = cv2.getTextSize(
+                    str(label), cv2.FONT_HERSHEY_SIMPLEX, _font_scale("hershey_simplex", cap), 1
+                )[0][0]
+                if x + tw + 12 > min(w, fx1 + 40):
+                    break
+                cv2.rectangle(img, (x, yb), (x + tw + 10, yb + band - 1), 150, 1)
+                _chrome_text(img, str(label), x + 5, yb + int(band * 0.7), cap, 200)
+                x += tw + 10 + int(rng.integers(3, 12))
+        else:
+            words = rng.permutation(_STATUS_WORDS)[: int(rng.integers(3, 7))]
+            _chrome_text(img, "  ".join(str(s) for s in words), x, yb + int(band * 0.7), cap, 210)
+    # Horizontal scale bar with end ticks, above or below the field.
+    sides = [s for s in ("top", "bottom") if room[s] >= 14]
+    if sides and rng.random() < 0.35:
+        side = str(rng.choice(sides))
+        g = int(rng.integers(3, max(4, min(room[side] - 8, 40))))
+        yy = fy1 + g if side == "bottom" else fy0 - g
+        xa = fx0 + int(rng.integers(0, max(1, (fx1 - fx0) // 3)))
+        xb = xa + int((fx1 - fx0) * rng.uniform(0.2, 0.4))
+        cv2.line(img, (xa, yy), (xb, yy), 220, 1)
+        for xe in (xa, xb):
+            cv2.line(img, (xe, yy - 5), (xe, yy), 220, 1)
+    # Small icons (outlined squares and circles) in a side column.
+    sides = [s for s in ("left", "right") if room[s] >= int(cap * 2) + 6]
+    if sides and rng.random() < 0.4:
+        side = str(rng.choice(sides))
+        g = side_gap(side)
+        size = int(cap * 1.3)
+        ix = fx0 - g - size if side == "left" else fx1 + g
+        iy = int(rng.integers(max(0, fy0), max(fy0 + 1, fy1 - 4 * size)))
+        for k in range(int(rng.integers(1, 4))):
+            y = iy + k * (size + 6)
+            if rng.random() < 0.5:
+                cv2.rectangle(img, (ix, y), (ix + size, y + size), 190, 1)
+            else:
+                cv2.circle(img, (ix + size // 2, y + size // 2), size // 2, 190, 1, cv2.LINE_AA)
 
 
 def _convex_mask(h: int, w: int) -> np.ndarray:
@@ -814,13 +972,39 @@ def _mark_mask(shape: str, s: int, thick: int = 1) -> tuple[np.ndarray, np.ndarr
     return m.astype(bool), None if rim is None else rim.astype(bool)
 
 
-def _draw_mark(img: np.ndarray, x: int, y: int, shape: str, s: int, color: tuple[int, ...]) -> None:
-    if shape == "+":
-        cv2.line(img, (x - s, y), (x + s, y), color, 1)
-        cv2.line(img, (x, y - s), (x, y + s), color, 1)
-    else:
-        cv2.line(img, (x - s, y - s), (x + s, y + s), color, 1)
-        cv2.line(img, (x - s, y + s), (x + s, y - s), color, 1)
+def _draw_mark(
+    img: np.ndarray,
+    x: int,
+    y: int,
+    shape: str,
+    s: int,
+    color: tuple[int, ...],
+    thick: int = 1,
+) -> tuple[int, int, int, int]:
+    """Draw one caliper mark centred on (x, y); return its box (x, y, w, h) in image pixels,
+    rim included, clipped to the image."""
+    mask, rim = _mark_mask(shape, s, thick)
+    r = mask.shape[0] // 2
+    h, w = img.shape[:2]
+    x0, y0 = max(0, x - r), max(0, y - r)
+    x1, y1 = min(w, x + r + 1), min(h, y + r + 1)
+    sub = (slice(y0 - (y - r), y1 - (y - r)), slice(x0 - (x - r), x1 - (x - r)))
+    roi = img[y0:y1, x0:x1]
+    col = color if img.ndim == 3 else color[0]
+    if rim is not None:
+        roi[rim[sub]] = 0 if img.ndim == 2 else (0, 0, 0)
+    roi[mask[sub]] = col
+    ink = mask[sub] if rim is None else mask[sub] | rim[sub]
+    ys, xs = np.nonzero(ink)
+    return (int(xs.min()) + x0, int(ys.min()) + y0, int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+
+
+def _grey_level(color: tuple[int, ...]) -> int:
+    """What a colour mark looks like on a grey capture (the scanner's luminance)."""
+    if len(color) == 1:
+        return int(color[0])
+    r, g, b = color[:3]
+    return int(round(0.299 * r + 0.587 * g + 0.114 * b))
 
 
 def _draw_calipers(
@@ -831,7 +1015,15 @@ def _draw_calipers(
     delta: float,
     avoid: tuple[int, int, int, int] | None,
     color: tuple[int, ...],
+    vr: np.random.Generator | None = None,
 ) -> tuple[list[dict[str, object]], tuple[int, int, int, int]]:
+    """Caliper pairs on the lesion axes with a dotted line between each pair, and the
+    measurement legend at a field corner. Returns one dict per mark (centre, shape, box
+    [x, y, w, h], colour, size) and the legend box.
+
+    `vr` (the varied style's stream) varies shape, size, thickness, colour, dot spacing, adds a
+    pair on other tissue and puts the shape's glyph in front of each legend line; None is the
+    classic screen, unchanged."""
     cx, cy, a, b, ang = lesion
     ox, oy = fx[0], fx[1]
     n_pairs = int(rng.choice([1, 2, 3], p=[0.3, 0.6, 0.1]))
@@ -840,30 +1032,91 @@ def _draw_calipers(
     legend: list[str] = []
     s = int(rng.integers(5, 8))
     fmt = str(rng.choice(["D{i} {v:.2f} cm", "D{i}  {v:.2f} cm", "{i} Dist {v:.2f} cm"]))
+    colour_name = "yellow" if len(color) == 3 and color[2] == 0 and color[0] > 200 else "white"
+    pairs: list[tuple[tuple[int, int], tuple[int, int]]] = []
     for i in range(n_pairs):
         half, th = axes[i]
-        shape = "+" if i % 2 == 0 else "x"
         dx, dy = half * np.cos(th), half * np.sin(th)
         p = (int(round(ox + cx - dx)), int(round(oy + cy - dy)))
         q = (int(round(ox + cx + dx)), int(round(oy + cy + dy)))
+        pairs.append((p, q))
+    shapes = ["+" if i % 2 == 0 else "x" for i in range(n_pairs)]
+    sizes, thick, spacing, dot_r = [s] * n_pairs, 1, 5.0, 0
+    glyphs = False
+    if vr is not None:
+        colour_name = str(vr.choice(list(CALIPER_COLOURS), p=[0.5, 0.3, 0.2]))
+        c = CALIPER_COLOURS[colour_name]
+        color = c if img.ndim == 3 else (_grey_level(c),)
+        if vr.random() < 0.35:
+            # A second measurement elsewhere in the field (often over bright tissue).
+            fw, fh = fx[2] - fx[0], fx[3] - fx[1]
+            px_ = (int(ox + vr.uniform(0.12, 0.88) * fw), int(oy + vr.uniform(0.12, 0.88) * fh))
+            th = vr.uniform(0, np.pi)
+            ln = vr.uniform(0.08, 0.25) * min(fw, fh)
+            qx_ = int(np.clip(px_[0] + ln * np.cos(th), ox + 14, fx[2] - 15))
+            qy_ = int(np.clip(px_[1] + ln * np.sin(th), oy + 14, fx[3] - 15))
+            pairs.append((px_, (qx_, qy_)))
+        one_shape = vr.random() < 0.6  # most screens use one shape for every pair
+        first = str(vr.choice(CALIPER_SHAPES))
+        shapes = [first if one_shape else str(vr.choice(CALIPER_SHAPES)) for _ in pairs]
+        thick = 2 if vr.random() < 0.2 else 1
+        sizes = []
+        for sh in shapes:
+            if sh in ("small_cross", "dot"):
+                sizes.append(int(vr.integers(2, 4)))
+            else:
+                sizes.append(int(vr.integers(3, 10)))
+        spacing = float(vr.uniform(3.0, 6.5))
+        dot_r = int(vr.random() < 0.25)
+        glyphs = vr.random() < 0.6
+    placed: list[tuple[int, int]] = []
+    h_img, w_img = img.shape[:2]
+    for i, (p, q) in enumerate(pairs):
+        shape, si = shapes[i], sizes[i]
+        # Marks too close to an earlier mark would merge into one: skip the pair.
+        if any(np.hypot(x - u, y - v) < 3 * max(si, 3) + 6 for x, y in (p, q) for u, v in placed):
+            continue
         length = np.hypot(q[0] - p[0], q[1] - p[1])
-        for t in np.arange(s + 4, length - s - 3, 5.0):
+        for t in np.arange(si + 4, length - si - 3, spacing):
             xx = int(round(p[0] + (q[0] - p[0]) * t / length))
             yy = int(round(p[1] + (q[1] - p[1]) * t / length))
-            img[yy, xx] = color if img.ndim == 3 else color[0]
+            if dot_r:
+                img[yy : yy + 2, xx : xx + 2] = color if img.ndim == 3 else color[0]
+            else:
+                img[yy, xx] = color if img.ndim == 3 else color[0]
         for x, y in (p, q):
-            _draw_mark(img, x, y, shape, s, color)
-            marks.append({"x": x, "y": y, "shape": shape})
-        legend.append(fmt.format(i=i + 1, v=length * delta))
+            if not (0 <= x < w_img and 0 <= y < h_img):
+                continue
+            box = _draw_mark(img, x, y, shape, si, color, thick)
+            marks.append(
+                {
+                    "x": x,
+                    "y": y,
+                    "shape": shape,
+                    "box": list(box),
+                    "size": si,
+                    "colour": colour_name,
+                }
+            )
+            placed.append((x, y))
+        legend.append(fmt.format(i=len(legend) + 1, v=length * delta))
     # Measurement legend in a black box, at a field corner away from the annotation text.
     cap = 9.0 if img.shape[0] < 700 else 11.0
-    tw, th_, _ = text_size(legend, "hershey_simplex", cap)
+    tw, th_, step = text_size(legend, "hershey_simplex", cap)
+    glyph_w = int(cap * 1.6) if glyphs else 0
     top_left_free = avoid is None or avoid[1] > fx[1] + th_ + 30
-    lx = fx[0] + 8 if top_left_free else fx[2] - tw - 14
+    lx = fx[0] + 8 if top_left_free else fx[2] - tw - glyph_w - 14
     ly = fx[1] + 8
-    cv2.rectangle(img, (lx - 4, ly - 4), (lx + tw + 4, ly + th_ + 4), (0,) * len(color), -1)
-    draw_text(img, legend, lx, ly, "hershey_simplex", cap, color)
-    return marks, (lx - 4, ly - 4, lx + tw + 5, ly + th_ + 5)
+    cv2.rectangle(
+        img, (lx - 4, ly - 4), (lx + tw + glyph_w + 4, ly + th_ + 4), (0,) * len(color), -1
+    )
+    if glyphs:
+        # The mark's glyph before each line, as scanners print it: not a caliper mark.
+        for k in range(len(legend)):
+            gy = ly + k * step + int(round(cap / 2))
+            _draw_mark(img, lx + int(cap * 0.5), gy, shapes[min(k, len(shapes) - 1)], 3, color)
+    draw_text(img, legend, lx + glyph_w, ly, "hershey_simplex", cap, color)
+    return marks, (lx - 4, ly - 4, lx + tw + glyph_w + 5, ly + th_ + 5)
 
 
 def _degrade(
@@ -1238,6 +1491,7 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
             regions[0].delta_x,
             text_box,
             _fit(ccol, stack[0]),
+            vr=varied_rng(spec, rng, "calipers") if spec.style == "varied" else None,
         )
         out.calipers = marks
         out.caliper_legend_box = legend

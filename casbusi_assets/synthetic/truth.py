@@ -44,6 +44,7 @@ TRUTH_SCHEMA = pa.schema(
         ("region_x1", I64),
         ("region_y1", I64),
         ("regions", STR),  # JSON list of every region [x0, y0, x1, y1]
+        ("field_box", STR),  # JSON [x, y, w, h]: the ultrasound field (union of the regions)
         ("physical_delta_cm", F64),
         ("annotation_text", STR),
         ("area", STR),
