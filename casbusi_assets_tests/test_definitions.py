@@ -15,11 +15,15 @@ EXPECTED_GROUPS = {
     "ocr_table": "ocr",
     "cleaned_images": "cleaning",
     "cleaned_videos": "cleaning",
+    "inpainted_images": "inpainting",
+    "labelbox_crops": "labelling",
 }
 
 
 # Assets over every batch (not partitioned), each in its own job.
 UNPARTITIONED = {"export_splits": "export"}
+# Partitioned otherwise: one partition per retrieval of labels.
+BY_RETRIEVAL = {"labels_archive": ("labelling", "labels_version")}
 
 
 def test_definitions_load():
@@ -29,7 +33,10 @@ def test_definitions_load():
 def test_asset_graph_keys_groups_and_partitions():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*EXPECTED_GROUPS, "inbox_zip", *UNPARTITIONED}
+    assert keys == {*EXPECTED_GROUPS, "inbox_zip", *UNPARTITIONED, *BY_RETRIEVAL}
+    for name, (group, partitions) in BY_RETRIEVAL.items():
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == group and node.partitions_def.name == partitions, name
     for name, group in UNPARTITIONED.items():
         node = graph.get(dg.AssetKey(name))
         assert node.group_name == group and node.partitions_def is None, name
