@@ -1,6 +1,6 @@
 """Doppler detection against the generator's truth: the old rule and the new detector, one run.
 
-    .venv/bin/python benchmarks/bench_doppler.py                       # seed 4242, 60 patients
+    .venv/bin/python benchmarks/bench_doppler.py                       # seed 4242, 40 patients
     .venv/bin/python benchmarks/bench_doppler.py --seed 11 --patients 30 --doppler-share 0.3
 
 Generates one batch (both screen styles: the default config has 60% varied), decodes every still
@@ -173,7 +173,7 @@ def real_files() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=4242)
-    ap.add_argument("--patients", type=int, default=60)
+    ap.add_argument("--patients", type=int, default=40)
     ap.add_argument("--doppler-share", type=float, default=None)
     ap.add_argument("--varied-share", type=float, default=None)
     args = ap.parse_args()

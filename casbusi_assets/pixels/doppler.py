@@ -77,7 +77,9 @@ class DopplerFinding:
     kind: str | None  # 'color' | 'power' | None
     flow_pixels: int
     field: Box
-    field_source: str  # 'regions' | 'estimate' | 'image'
+    # 'regions' | 'estimate' | 'image' (no field found: the whole frame) | 'skipped' (no filled
+    # colour at all, so no field was needed)
+    field_source: str
     colour_bar: str | None  # kind the scale bar shows ('color' | 'power'), None without a bar
 
 
@@ -301,7 +303,7 @@ def detect_doppler(
     if cv2.countNonZero(mask) < least:
         # No filled colour at all (grey captures stored as RGB, text-only overlays): done,
         # without estimating a field nobody needs.
-        return DopplerFinding(False, None, 0, (0, 0, w, h), "image", None)
+        return DopplerFinding(False, None, 0, (0, 0, w, h), "skipped", None)
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
 
     # Sort the blobs: scale bars (evidence), flat glyphs (annotation), flow candidates.
