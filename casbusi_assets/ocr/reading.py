@@ -13,8 +13,10 @@ sits relative to the ultrasound field. Nothing is excluded for its position alon
 3. **Recognise block by block, most likely first**, and stop as soon as the annotation names
    the side (recognition costs per line, and a screen carries 10-20 lines of chrome). Order:
    blocks on the ultrasound field; blocks beside or below it; blocks above the field's top
-   edge (the header band); tall blocks of five or more rows outside the field (parameter
-   panels). A lone glyph (a box no wider than 1.3 line heights with nothing on its row within
+   edge (the header band); within each, the block with the tallest lines first (labels are
+   written larger than chrome). Tall blocks of five or more rows outside the field are
+   parameter panels and are not recognised at all (a panel costs 8-14 lines, and a label is
+   one to three rows).  A lone glyph (a box no wider than 1.3 line heights with nothing on its row within
    two line heights and nothing stacked on it: ruler digits, R/L/P markers, caliper crosses)
    is never recognised.
    Engines without a separate detector (EasyOCR, test fakes) read everything at once and the
@@ -73,8 +75,9 @@ DEFAULT_MIN_SCORE = 0.5
 DEFAULT_WORK_HEIGHT: int | None = None
 DEFAULT_GAMMA = 2.0
 # Longest side of the detector's input for the whole screen (benchmarks/README.md, "OCR
-# anywhere on the screen": 640 lost labels on 1024- and 1280-wide screens).
-DEFAULT_DET_SIDE = 960
+# anywhere on the screen": 640 lost labels on 1024- and 1280-wide screens, 960 cost a third
+# more detector time than 800 for the same labels on the development seeds).
+DEFAULT_DET_SIDE = 800
 # height of the tiles of the second pass over the top of the field, for a 600-line screen
 TOP_TILE_HEIGHT = 96
 # White top-hat of the last-resort top strip pass: kernel (px on a 600-line screen) and the
@@ -402,21 +405,26 @@ def read_annotation(
         ocr_ms += (time.perf_counter() - t0) * 1000.0
         boxes = [_shift_box(_quad_box(q, screen.shape), scale) for q in quads]
         lone = {i for i in range(len(boxes)) if _lone_glyph(i, boxes)}
-        order: list[list[int]] = [[] for _ in range(4)]
-        for group in _blocks([b for i, b in enumerate(boxes) if i not in lone]):
-            members = [i for i in range(len(boxes)) if i not in lone]
+        members = [i for i in range(len(boxes)) if i not in lone]
+        order: list[tuple[int, float, list[int]]] = []
+        for group in _blocks([boxes[i] for i in members]):
             idx = [members[k] for k in group]
-            order[_TIER[_where([boxes[i] for i in idx], field_box)]].extend(idx)
+            tier = _TIER[_where([boxes[i] for i in idx], field_box)]
+            if tier == _TIER["panel"]:
+                continue  # a parameter panel: never recognised (recorded as not_read)
+            # within a tier, the block with the tallest lines first: labels are written larger
+            # than chrome, so the label is usually the first block read
+            height = float(np.median([_height(boxes[i]) for i in idx]))
+            order.append((tier, -height, idx))
+        order.sort(key=lambda t: (t[0], t[1]))
         raw: list[TextBox] = []
         done: set[int] = set(lone)
         result = _assemble(raw, min_score, field_box)
-        for tier in order:
-            if not tier:
-                continue
+        for _, _, block in order:
             t0 = time.perf_counter()
-            raw += _shift(recognize(screen, quads[tier]), 0, 0, scale)
+            raw += _shift(recognize(screen, quads[block]), 0, 0, scale)
             ocr_ms += (time.perf_counter() - t0) * 1000.0
-            done.update(tier)
+            done.update(block)
             result = _assemble(raw, min_score, field_box)
             if result.parsed.laterality != "unknown":
                 break
