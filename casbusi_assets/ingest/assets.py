@@ -32,8 +32,9 @@ def dicom_catalog(
     hot tags, the whole header as DICOM-JSON, file and pixel hashes, `kind` (image / video /
     no_pixels, from NumberOfFrames and pixel presence; case_csv for the batch's case table) and a
     `status`. Members that cannot be used
-    (not DICOM, truncated, undecodable, unsafe path, too large, missing identifiers) are kept as
-    `quarantined` rows with an `error_code` and a readable `error`."""
+    (not DICOM, truncated, undecodable, unsafe path, too large, no SOPInstanceUID) are kept as
+    `quarantined` rows with an `error_code` and a readable `error`. A readable file with an empty
+    PatientID or AccessionNumber is `ok`, with `missing_links` naming the empty link."""
     home = casbusi_home.layout()
     batch_id = context.partition_key
     try:
@@ -70,6 +71,7 @@ def dicom_catalog(
             "quarantined": len(quarantined),
             "quarantine_reasons": counts(quarantined["error_code"]),
             "quarantine_list": markdown_table(quarantined, ["member_path", "error_code", "error"]),
+            "missing_links": counts(df.loc[df["status"] == "ok", "missing_links"].dropna()),
             "patients": int(df.loc[df["status"] == "ok", "patient_id"].nunique()),
         }
     )

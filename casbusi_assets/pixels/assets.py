@@ -23,9 +23,11 @@ def image_table(
     ingest_settings: IngestSettings,
 ) -> Iterator[dg.Output]:
     """One row per still image (SOP instance) with its PNG under `files/image_table/<batch>/<sop>.png`.
-    Doppler captures (strong red and blue flow present) keep their colour; other colour captures
+    Doppler captures (filled colour flow in one or both hues, or power Doppler, inside the
+    ultrasound field: `doppler_kind` color | power) keep their colour; other colour captures
     have yellow overlay pixels whitened and are stored as grayscale, with the original photometric
-    interpretation recorded. Geometry includes the first ultrasound region box."""
+    interpretation recorded. Geometry includes the first ultrasound region box. Files without a
+    PatientID or AccessionNumber are exported too, with `missing_links` naming the gap."""
     home = casbusi_home.layout()
     batch_id = context.partition_key
     zip_path = find_zip(home, batch_id)
@@ -47,6 +49,8 @@ def image_table(
         metadata={
             "images": len(df),
             "doppler": int(df["is_doppler"].fillna(False).sum()) if len(df) else 0,
+            "doppler_kinds": counts(df["doppler_kind"].dropna()) if len(df) else {},
+            "unlinked": int(df["missing_links"].notna().sum()) if len(df) else 0,
             "stored_as": counts(df["stored_as"]) if len(df) else {},
             "failed": len(failed),
             "files": dg.MetadataValue.path(str(staged.final)),
@@ -54,7 +58,8 @@ def image_table(
             if len(df)
             else 0.0,
             "preview": markdown_table(
-                df, ["sop_instance_uid", "is_doppler", "rows", "columns", "region_count", "status"]
+                df,
+                ["sop_instance_uid", "doppler_kind", "rows", "columns", "region_count", "status"],
             ),
             "contact_sheet": contact_sheet(ok_paths),
         },
@@ -98,7 +103,7 @@ def video_table(
             "failed": len(failed),
             "files": dg.MetadataValue.path(str(staged.final)),
             "preview": markdown_table(
-                df, ["sop_instance_uid", "n_frames", "saved_frames", "is_doppler", "status"]
+                df, ["sop_instance_uid", "n_frames", "saved_frames", "doppler_kind", "status"]
             ),
         }
     )
