@@ -41,6 +41,7 @@ HALO_SHARE = 0.3
 RIM_LEVEL = 0.35  # a rim pixel is at most this share of the background level
 RING_MIN_SHARE = 0.5
 RING_MARGIN = 0.25
+SHADOW_FLATNESS = 3.0  # grey levels: a drop shadow is drawn in one colour
 # A mark's colour is that of its TOP_PIXELS most salient pixels; ink may differ from it by
 # COLOUR_TOL grey levels per channel (more where those pixels themselves vary: JPEG, blur).
 TOP_PIXELS = 12
@@ -130,7 +131,34 @@ def _grow(
         inner = _ring_share(ring, values, thr)
         if inner >= RING_MIN_SHARE and inner >= _ring_share(outer, values, thr) + RING_MARGIN:
             out |= ring
-    return out
+    return out | _shadow(piece, level, background)
+
+
+# Offsets at which a scanner may draw a mark's drop shadow (down-right, as on the real
+# OBXXXX1A captures: the same glyph at grey 20 two pixels below and right of the white one).
+SHADOW_OFFSETS = ((1, 1), (2, 2), (1, 2), (2, 1), (3, 3))
+
+
+def _shadow(piece: np.ndarray, level: np.ndarray, background: float) -> np.ndarray:
+    """The mark's drop shadow, when it has one: the mark's shape shifted by a few pixels, flat in
+    level (one colour, unlike speckle) and off the background. Empty when there is none."""
+    h, w = piece.shape
+    ys, xs = np.nonzero(piece)
+    found = np.zeros_like(piece)
+    for dx, dy in SHADOW_OFFSETS:
+        sy, sx = ys + dy, xs + dx
+        keep = (sy < h) & (sx < w)
+        shifted = np.zeros_like(piece)
+        shifted[sy[keep], sx[keep]] = True
+        shifted &= ~piece
+        if shifted.sum() < max(4, 0.3 * len(ys)):
+            continue
+        values = level[shifted].astype(np.float32)
+        centre = float(np.median(values))
+        flat = float(np.percentile(np.abs(values - centre), 75)) <= SHADOW_FLATNESS
+        if flat and abs(centre - background) >= MIN_STROKE_CONTRAST / 2:
+            found |= shifted  # a 2-px shadow of 2-px strokes matches at several offsets
+    return found
 
 
 def box_mask(shape: Sequence[int], boxes: Iterable[Sequence[int]]) -> np.ndarray:
@@ -213,8 +241,10 @@ def _refine_box(
         return None, (x0, y0), None
     level = _level(roi_img)
     background = float(np.median(level[~piece]))
-    piece = _grow(piece, roi, level, contrast, background)
+    # The mark's centre from its ink alone (a shadow or rim added next would pull it aside and
+    # the line search would then run beside the dots).
     py, px = np.nonzero(piece)
+    piece = _grow(piece, roi, level, contrast, background)
     mark = _Mark(
         cx=float(px.mean() + x0),
         cy=float(py.mean() + y0),

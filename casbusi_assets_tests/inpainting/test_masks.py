@@ -143,3 +143,18 @@ def test_parse_boxes(value, expected):
 def test_malformed_boxes_are_a_clear_error(value):
     with pytest.raises(MaskError, match=r"\[x, y, w, h\]"):
         parse_boxes(value)
+
+
+def test_drop_shadow_of_a_mark_is_masked_too():
+    """Some scanners draw a mark's shadow 2 px down-right (the real OBXXXX1A captures do)."""
+    img = np.full((80, 80), 2, np.uint8)  # the black screen beside the field
+    clean = img.copy()
+    shadow = np.zeros_like(img)
+    _draw(shadow, 42, 42, "+", 6, (20, 20, 20), 2)
+    img[shadow > 0] = 20
+    _draw(img, 40, 40, "+", 6, (254, 254, 254), 2)
+    ink = img != clean
+    cm = build_caliper_mask(img, [[32, 32, 17, 17]])
+    m = cm.mask > 0
+    assert (m & ink).sum() / ink.sum() >= 0.95
+    assert m.sum() <= 1.3 * ink.sum()
