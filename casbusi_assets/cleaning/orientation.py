@@ -35,8 +35,8 @@ ORIENTATION_CLASSES: tuple[str, ...] = ("long", "trans", "radial", "anti-radial"
 # What the classifier outputs: the orientations plus "none" (no readable marker in the crop).
 MODEL_CLASSES: tuple[str, ...] = (*ORIENTATION_CLASSES, "none")
 # Below it predict() returns None. Chosen on the validation seed by models/orientation/train.py
-# (the lowest threshold whose covered accuracy is at least 97%) and stored with the weights; the
-# test suite checks the two agree.
+# (the lowest threshold whose covered accuracy is at least 97%, else the strictest grid value,
+# 0.95, as for v1) and stored with the weights; the test suite checks the two agree.
 MIN_CONFIDENCE: float = 0.95
 # The locator's peak below this means "no marker on this screen": confidence 0, orientation None.
 MARKER_GATE: float = 0.3

@@ -1,0 +1,260 @@
+"""Body-marker orientation model on held-out generated captures whose text states no orientation.
+
+    nice .venv/bin/python benchmarks/bench_orientation.py              # seed 6061, 2 x 250 captures
+    .venv/bin/python benchmarks/bench_orientation.py --seed 7373 --n 200
+
+Seed 6061 is used by neither training (101-110) nor validation (202). Half the captures have
+their text stripped of every orientation word, half have no visible text; both screen styles
+(a half each), 15% without a body marker. Prints markdown tables for benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from casbusi_assets.cleaning import orientation as om  # noqa: E402
+from casbusi_assets.synthetic.marker_captures import iter_marker_captures  # noqa: E402
+
+
+def _ambiguous(mc) -> bool:
+    """Whether the pictogram is geometrically identical to another class's: a radial or
+    anti-radial bar that is horizontal, vertical or at 45 / 135 degrees (the angles of trans,
+    long, oblique), or a trans / long / oblique bar lying along or across the clock radius."""
+    a = mc.probe_angle_deg
+    if a is None or mc.label == "none":
+        return False
+
+    def same(x: float, y: float) -> bool:
+        d = abs((x - y) % 180.0)
+        return min(d, 180.0 - d) < 1.0
+
+    fixed = (0.0, 90.0, 45.0, 135.0)
+    if mc.label in ("radial", "anti-radial"):
+        return any(same(a, f) for f in fixed)
+    if mc.marker_hour is None or mc.label not in ("trans", "long", "oblique"):
+        return False
+    radial = (90.0 - 30.0 * mc.marker_hour) % 180.0
+    return same(a, radial) or same(a, radial + 90.0)
+
+
+def _table(rows: list[list[object]], head: list[str]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=6061)
+    ap.add_argument("--n", type=int, default=250, help="captures per text variant")
+    ap.add_argument("--weights", type=Path, default=om.DEFAULT_MODEL_PATH)
+    ap.add_argument("--cache", type=Path, default=None, help="keep the rendered captures here")
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    load0 = os.getloadavg()[0]
+    t0 = time.time()
+    cache = args.cache / f"bench_{args.seed}_{args.n}.pkl" if args.cache else None
+    if cache is not None and cache.is_file():
+        caps = pickle.loads(cache.read_bytes())
+    else:
+        caps = []
+        for variant in ("strip", "blank"):
+            for mc in iter_marker_captures(args.seed + (variant == "blank"), args.n, text=variant):
+                caps.append((variant, mc))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_bytes(pickle.dumps(caps))
+    t_render = time.time() - t0
+    if args.render_only:
+        return 0
+    assert all(mc.text_orientation == "unknown" for _, mc in caps)
+
+    torch.set_num_threads(2)
+    model = om.OrientationModel.load(args.weights, device="cpu")
+    images = [mc.image for _, mc in caps]
+    c0, w0 = time.process_time(), time.perf_counter()
+    raw = model.raw(images, batch_size=16)
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - c0
+    preds = om.combine(raw["probs"], raw["p_marker"], model.min_confidence)
+
+    labels = np.array([mc.label for _, mc in caps])
+    pred = np.array([p[0] or "-" for p in preds])
+    forced = np.array([om.ORIENTATION_CLASSES[int(np.argmax(pr[:5]))] for pr in raw["probs"]])
+    style = np.array([mc.style for _, mc in caps])
+    variant = np.array([v for v, _ in caps])
+    has_marker = np.array([mc.body_marker for _, mc in caps])
+    oriented = labels != "none"
+    amb = np.array([_ambiguous(mc) for _, mc in caps])
+
+    print(f"seed {args.seed}: {len(caps)} captures rendered in {t_render:.0f} s, load {load0:.1f}")
+    print(f"label mix: {dict(Counter(labels))}; ambiguous pictograms: {int(amb.sum())}\n")
+
+    def row(name: str, m: np.ndarray) -> list[object]:
+        sel = oriented & m
+        cov = sel & (pred != "-")
+        return [
+            name,
+            int(sel.sum()),
+            f"{(forced[sel] == labels[sel]).mean():.3f}" if sel.any() else "-",
+            f"{(pred[cov] == labels[cov]).mean():.3f}" if cov.any() else "-",
+            f"{cov.sum() / max(1, sel.sum()):.3f}",
+        ]
+
+    all_ = np.ones(len(caps), bool)
+    rows = [
+        row("all marker images with an orientation", all_),
+        row("  classic style", style == "classic"),
+        row("  varied style", style == "varied"),
+        row("  text stripped of orientation", variant == "strip"),
+        row("  no text", variant == "blank"),
+        row("  unambiguous pictogram", ~amb),
+        row("  ambiguous pictogram (same drawing as another class)", amb),
+    ]
+    print(
+        _table(
+            rows,
+            [
+                "images",
+                "n",
+                "accuracy (argmax, no threshold)",
+                f"accuracy at MIN_CONFIDENCE={model.min_confidence}",
+                "coverage",
+            ],
+        )
+    )
+    no_marker = ~has_marker
+    blank_marker = has_marker & ~oriented
+    print()
+    print(
+        _table(
+            [
+                ["no body marker", int(no_marker.sum()), f"{(pred[no_marker] == '-').mean():.3f}"],
+                [
+                    "marker whose bar encodes nothing",
+                    int(blank_marker.sum()),
+                    f"{(pred[blank_marker] == '-').mean():.3f}",
+                ],
+            ],
+            ["images without an orientation to read", "n", "left unknown (None)"],
+        )
+    )
+
+    # Accuracy / coverage trade-off.
+    trows = []
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        res = om.combine(raw["probs"], raw["p_marker"], t)
+        p = np.array([r[0] or "-" for r in res])
+        cov = oriented & (p != "-")
+        trows.append(
+            [
+                t,
+                f"{(p[cov] == labels[cov]).mean():.3f}",
+                f"{cov.sum() / oriented.sum():.3f}",
+                f"{(p[~oriented] != '-').mean():.3f}",
+            ]
+        )
+    print()
+    print(
+        _table(
+            trows,
+            ["threshold", "covered accuracy", "coverage", "filled where nothing to read"],
+        )
+    )
+
+    # Confusion at the threshold.
+    classes = [*om.ORIENTATION_CLASSES, "none"]
+    crows = []
+    for c in classes:
+        sel = labels == c
+        counts = Counter(pred[sel])
+        crows.append(
+            [c, int(sel.sum())] + [counts.get(k, 0) for k in [*om.ORIENTATION_CLASSES, "-"]]
+        )
+    print()
+    print(_table(crows, ["truth \\ predicted", "n", *om.ORIENTATION_CLASSES, "None"]))
+
+    # Locator: centre error relative to the marker size.
+    errs = []
+    for (_, mc), b in zip(caps, raw["box"], strict=True):
+        if mc.marker_box is None:
+            continue
+        x0, y0, x1, _ = mc.marker_box
+        reach = (x1 - x0 - 1) / 2.0
+        size = 2.0 * (reach - 2.0) / 1.35
+        cx, cy = x0 + reach + 0.5, y0 + reach + 0.5
+        errs.append(np.hypot(b[0] - cx, b[1] - cy) / size)
+    errs_a = np.array(errs)
+    print(
+        f"\nlocator: centre error / marker size median {np.median(errs_a):.3f}, "
+        f"p95 {np.percentile(errs_a, 95):.3f}; within 0.25 size: {(errs_a < 0.25).mean():.3f}"
+    )
+    pm = raw["p_marker"]
+    print(
+        f"P(marker): with a marker median {np.median(pm[has_marker]):.3f}, "
+        f"without p95 {np.percentile(pm[no_marker], 95):.3f}"
+    )
+
+    # Speed.
+    print(
+        f"\nwhole set, batch 16, 2 threads: {1000 * wall / len(images):.1f} ms/image wall, "
+        f"{1000 * cpu / len(images):.1f} ms CPU"
+    )
+    sample = images[:64]
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for bs in (1, 16):
+            model.raw(sample[:16], batch_size=bs)  # warm-up
+            w0 = time.perf_counter()
+            model.raw(sample, batch_size=bs)
+            print(
+                f"threads {threads}, batch {bs}: "
+                f"{1000 * (time.perf_counter() - w0) / len(sample):.1f} ms/image"
+            )
+    w0 = time.perf_counter()
+    for im in sample:
+        om.letterbox(im)
+    print(
+        f"  of which letterbox (numpy/OpenCV): {1000 * (time.perf_counter() - w0) / len(sample):.1f} ms/image"
+    )
+    try:
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = model.export_onnx(Path(tmp) / "o.onnx")
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 2
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            x = np.stack([om.letterbox(im)[0] for im in sample])[:, None].astype(np.float32) / 255
+            sess.run(None, {"canvas": x[:16]})
+            w0 = time.perf_counter()
+            for i in range(0, len(x), 16):
+                sess.run(None, {"canvas": x[i : i + 16]})
+            print(
+                f"onnxruntime, batch 16, 2 threads: "
+                f"{1000 * (time.perf_counter() - w0) / len(x):.1f} ms/image (canvas ready)"
+            )
+    except ImportError:
+        pass
+    print(f"load at end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
