@@ -152,10 +152,10 @@ def run(items, ocr: bool = False, show_misses: int = 0) -> dict:
     t_regions, t_heur, t_cal = [], [], []
     engine = None
     if ocr:
-        from casbusi_assets.ocr.engines import make_engine  # type: ignore[attr-defined]
+        from casbusi_assets.ocr.engines import RapidOcrEngine
         from casbusi_assets.ocr.reading import read_annotation
 
-        engine = make_engine("rapidocr")
+        engine = RapidOcrEngine()
     for row, img, regions in items:
         truth_box = _xywh(row["field_box"])
         t0 = time.process_time()
