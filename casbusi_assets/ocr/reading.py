@@ -14,9 +14,9 @@ sits relative to the ultrasound field. Nothing is excluded for its position alon
    the side (recognition costs per line, and a screen carries 10-20 lines of chrome). Order:
    blocks on the ultrasound field; blocks beside or below it; blocks above the field's top
    edge (the header band); within each, the block with the tallest lines first (labels are
-   written larger than chrome). Tall blocks of five or more rows outside the field are
-   parameter panels and are not recognised at all (a panel costs 8-14 lines, and a label is
-   one to three rows).  A lone glyph (a box no wider than 1.3 line heights with nothing on its row within
+   written larger than chrome); blocks of five or more rows outside the field (parameter
+   panels, 8-14 lines each) come last, since a label drawn right against a panel joins its
+   block. A lone glyph (a box no wider than 1.3 line heights with nothing on its row within
    two line heights and nothing stacked on it: ruler digits, R/L/P markers, caliper crosses)
    is never recognised.
    Engines without a separate detector (EasyOCR, test fakes) read everything at once and the
@@ -410,8 +410,6 @@ def read_annotation(
         for group in _blocks([boxes[i] for i in members]):
             idx = [members[k] for k in group]
             tier = _TIER[_where([boxes[i] for i in idx], field_box)]
-            if tier == _TIER["panel"]:
-                continue  # a parameter panel: never recognised (recorded as not_read)
             # within a tier, the block with the tallest lines first: labels are written larger
             # than chrome, so the label is usually the first block read
             height = float(np.median([_height(boxes[i]) for i in idx]))

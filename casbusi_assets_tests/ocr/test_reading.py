@@ -240,11 +240,12 @@ def test_blocks_are_recognised_field_first_and_reading_stops_once_the_side_is_kn
     reasons = [b.drop_reason for b in r.all_boxes if b.text == ""]
     assert reasons == ["not_read"] * 7
 
-    # without a side on the field the rest of the screen is read, but never the parameter
-    # panel (five stacked rows outside the field) nor a lone glyph
+    # without a side on the field the rest of the screen is read, the parameter panel (five
+    # stacked rows outside the field) last, a lone glyph never
     engine = StagedEngine([*boxes[:1], TextBox("RADIAL", 0.98, (120, 360, 190, 378)), *boxes[2:]])
     r = read_annotation(screen([]), engine, region=FIELD)
-    assert engine.recognised == ["RADIAL", "MAYO CLINIC 05/14/2023 10:15:30"]
+    assert engine.recognised[:2] == ["RADIAL", "MAYO CLINIC 05/14/2023 10:15:30"]
+    assert set(engine.recognised[2:]) == {"Frq 12.0", "Gn 50", "DR 66", "FR 30", "Map B"}
     assert r.parsed == ParsedAnnotation("unknown", "unknown", "radial", None, None)
 
 
