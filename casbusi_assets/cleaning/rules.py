@@ -32,7 +32,7 @@ class Thresholds:
     dark_pixel_level: int = 20
     # caliper_twin: mean absolute grey difference (0-255 scale, float arithmetic) on the
     # ultrasound field at or below which two same-patient captures are one frozen frame
-    twin_max_distance: float = 6.0
+    twin_max_distance: float = 10.0
     areas_kept: tuple[str, ...] = ("breast", "unknown")
     valid_birads: tuple[str, ...] = ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6")
     study_exclusion_words: tuple[str, ...] = ("chest", "mastectomy")

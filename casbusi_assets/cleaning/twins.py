@@ -7,10 +7,12 @@ twin and leaving out the caliper capture gives a clean training image without in
 The distance of two captures is the **mean absolute grey difference on the ultrasound field**,
 computed in float32. The original (spec §5.3) subtracted uint8 arrays, so a pixel one level
 darker in the twin wrapped to 255: a re-captured frame's ±1 noise gave a distance near 85 and
-real twins looked less alike than unrelated views. Here a twin pair measures about 0.7-1.5 (the
-re-capture noise plus the caliper marks), unrelated views of the same patient 15 or more; the
-threshold (`Thresholds.twin_max_distance`, default 6.0) sits in that gap, see benchmarks/README.md
-("cleaning") for the measured distributions it was chosen from.
+real twins looked less alike than unrelated views. Measured on a held-out generated series
+(benchmarks/README.md, "Cleaning decisions": 120 twin images, 445 others), a true twin pair is
+0.8-4.8 apart (the re-capture noise plus the caliper marks and dotted lines) and the nearest
+capture that is not a twin 22.6 or more. The threshold (`Thresholds.twin_max_distance`, default
+10) is the geometric middle of that gap (sqrt(4.8 x 22.6) ~ 10.4): twice the worst twin seen,
+less than half the nearest non-twin, so neither side sits near it.
 
 Only captures of the same patient, the same pixel size and the same colour storage are compared
 (a twin is a second save of one screen), and exact pixel duplicates are left to `duplicates`.
