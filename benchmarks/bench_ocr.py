@@ -124,6 +124,7 @@ def run_synthetic(
     show: int,
     varied_share: float | None = None,
     style: str | None = None,
+    batch_dir: Path | None = None,
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
@@ -140,11 +141,13 @@ def run_synthetic(
     )
     with tempfile.TemporaryDirectory(prefix="bench_ocr_") as tmp:
         t0 = time.perf_counter()
-        files = generate_batches(Path(tmp), batches=1, patients=patients, seed=seed, config=config)[
-            0
-        ]
+        folder = batch_dir or Path(tmp)
+        zip_path, truth_path = folder / "batch_001.zip", folder / "batch_001.truth.parquet"
+        if not (zip_path.exists() and truth_path.exists()):
+            files = generate_batches(folder, batches=1, patients=patients, seed=seed, config=config)
+            zip_path, truth_path = files[0].zip_path, files[0].truth_path
         gen_s = time.perf_counter() - t0
-        truth = pq.read_table(files.truth_path).to_pylist()
+        truth = pq.read_table(truth_path).to_pylist()
         stills = [r for r in truth if r["member_kind"] == "image" and r["expected_status"] == "ok"]
         if style is not None:  # one screen style only (the truth column exists from f60f5db on)
             stills = [r for r in stills if r.get("screen_style", "classic") == style]
@@ -163,7 +166,8 @@ def run_synthetic(
         sizes: dict[str, list[float]] = defaultdict(list)
         failures: list[dict[str, Any]] = []
         by_degradation: dict[str, Counter[str]] = defaultdict(Counter)
-        with zipfile.ZipFile(files.zip_path) as zf:
+        by_style: dict[str, Counter[str]] = defaultdict(Counter)
+        with zipfile.ZipFile(zip_path) as zf:
             for row in stills:
                 img, ds = _decode(zf.read(row["member_path"]))
                 region = _regions(ds)
@@ -177,9 +181,12 @@ def run_synthetic(
                 group = "clean" if degradation == "none" else "degraded"
                 n_images[group] += 1
                 wrong_fields = []
+                style_key = f"{row.get('screen_style') or 'classic'} {group}"
                 for f in FIELDS:
                     t = _norm(f, row[f])
                     r = _norm(f, getattr(reading.parsed, f))
+                    by_style[style_key][f"{f} n"] += 1
+                    by_style[style_key][f"{f} ok"] += _equal(f, t, r)
                     if _equal(f, t, r):
                         stats[group][f]["correct"] += 1
                         # which side of the unknown-vs-present confusion the hit is on
@@ -250,6 +257,20 @@ def run_synthetic(
             f"| {f} | {both['both_present']} | {both['wrong']} | {both['missed']} | "
             f"{both['spurious']} | {both['both_unknown']} |"
         )
+    keys = sorted(by_style)
+    lines += [
+        "",
+        "Per screen style (accuracy, images):",
+        "",
+        "| field | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for f in FIELDS:
+        cells = []
+        for k in keys:
+            c = by_style[k]
+            cells.append(f"{100.0 * c[f + ' ok'] / c[f + ' n']:.1f}% ({c[f + ' n']})")
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "",
@@ -356,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         help="GeneratorConfig.varied_style_share (default: the generator's; 0.0 = classic only)",
     )
     ap.add_argument("--style", choices=("classic", "varied"), help="score one screen style only")
+    ap.add_argument(
+        "--batch-dir",
+        type=Path,
+        help="generate the batch here, or reuse the one already there (so that another tree's "
+        "reader, run with PYTHONPATH pointing at it, reads the same batch)",
+    )
     args = ap.parse_args(argv)
 
     engine_opts = {"name": args.engine, "device": args.device, **json.loads(args.engine_opts)}
@@ -370,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             args.show,
             args.varied_share,
             args.style,
+            args.batch_dir,
         )
     if not args.no_real:
         results["real"] = run_real(engine_opts, read_opts)
