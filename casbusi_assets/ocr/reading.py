@@ -5,10 +5,10 @@ finds is sorted into scanner chrome and the sonographer's annotation by content 
 sits relative to the ultrasound field. Nothing is excluded for its position alone.
 
 1. **Detect** text lines over the whole screen (gamma 2.0 first: it separates white text from
-   bright speckle). The detector's input is capped at ``det_limit_side_len`` of the engine
-   (measured, see benchmarks/README.md "OCR anywhere on the screen").
+   bright speckle). The detector's input is capped at ``det_side`` (800 px on the longest
+   side; measured, see benchmarks/README.md "OCR anywhere on the screen").
 2. **Group** the line boxes into blocks: boxes on one row within 1.5 line heights of each other,
-   and rows stacked at most one line height apart that overlap horizontally (a label split
+   and rows stacked at most 0.8 line heights apart that overlap horizontally (a label split
    over two or three lines, beside the body marker, in a corner, inside the field).
 3. **Recognise block by block, most likely first**, and stop as soon as the annotation names
    the side (recognition costs per line, and a screen carries 10-20 lines of chrome). Order:
