@@ -27,7 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LOCK_ERRORS = re.compile(r"(could not set lock|IOException|database is locked|Conflicting lock)", re.I)
+LOCK_ERRORS = re.compile(
+    r"(could not set lock|IOException|database is locked|Conflicting lock)", re.I
+)
 BATCH_TABLES = ("dicom_catalog", "image_table", "video_table", "ocr_table", "case_table")
 
 
