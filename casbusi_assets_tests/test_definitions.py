@@ -105,3 +105,15 @@ def test_batch_assets_carry_their_checks():
         if key.asset_key.to_user_string() in UNPARTITIONED:
             continue  # an export's checks speak for that export, not for a batch
         assert graph.get(key).partitions_def is not None, key
+
+
+def test_descriptions_keep_their_path_placeholders():
+    # The UI renders descriptions as markdown, which eats a bare `<batch>`: keep them in code spans.
+    import re
+
+    graph = defs.resolve_asset_graph()
+    nodes = [graph.get(k) for k in graph.get_all_asset_keys()]
+    nodes += [graph.get(k) for k in graph.asset_check_keys]
+    for node in nodes:
+        outside_code = re.sub(r"`[^`]*`", "", node.description or "")
+        assert not re.findall(r"<[a-z_]+>", outside_code), node.key

@@ -23,7 +23,7 @@ def inpainted_images(
 ) -> pd.DataFrame:
     """One row per included image with calipers: the caliper mask (the detector's boxes refined
     to the strokes of each mark, plus the dotted line between paired marks) and a caliper-free
-    copy, both new PNGs under files/inpainted_images/<batch>/ (masks/, images/). The originals
+    copy, both new PNGs under `files/inpainted_images/<batch>/` (`masks/`, `images/`). The originals
     are never written; a rerun replaces exactly the batch's files. Method: the learned network by
     default (loaded once per run, on the device resource), or OpenCV Navier-Stokes / Telea."""
     home = casbusi_home.layout()
