@@ -100,6 +100,23 @@ def _labels_cte(label_cols: set[str]) -> str:
     )"""
 
 
+# The candidates (`cand`) joined to their study and breast rows: stills and clips alike.
+_CANDIDATES_WITH_CASES = """SELECT cand.*,
+           CASE WHEN cand.batch_id <> cand.first_batch THEN cand.first_batch END
+               AS duplicate_of_batch,
+           upper(cand.laterality) AS breast,
+           s.trustworthiness,
+           b.patient_id IS NOT NULL AS has_case,
+           b.has_malignant, b.has_benign, b.has_unknown, b.lesion_count
+    FROM cand
+    LEFT JOIN study s USING (patient_id, accession_number)
+    LEFT JOIN breast b
+           ON b.patient_id = cand.patient_id AND b.accession_number = cand.accession_number
+          AND b.breast = upper(cand.laterality)
+    ORDER BY cand.batch_id, cand.sop_instance_uid
+"""
+
+
 def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
     if "cleaned_images" in present:
         cols = _columns(home, "cleaned_images")
@@ -176,20 +193,7 @@ def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
         {inpaint_join}
         {"LEFT JOIN labels l ON l.sop_instance_uid = i.sop_instance_uid" if labels else ""}
     )
-    SELECT cand.*,
-           CASE WHEN cand.batch_id <> cand.first_batch THEN cand.first_batch END
-               AS duplicate_of_batch,
-           upper(cand.laterality) AS breast,
-           s.trustworthiness,
-           b.patient_id IS NOT NULL AS has_case,
-           b.has_malignant, b.has_benign, b.has_unknown, b.lesion_count
-    FROM cand
-    LEFT JOIN study s USING (patient_id, accession_number)
-    LEFT JOIN breast b
-           ON b.patient_id = cand.patient_id AND b.accession_number = cand.accession_number
-          AND b.breast = upper(cand.laterality)
-    ORDER BY cand.batch_id, cand.sop_instance_uid
-    """
+    {_CANDIDATES_WITH_CASES}    """
     return sql, source
 
 
@@ -230,20 +234,7 @@ def _video_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
                ON d.batch_id = v.batch_id AND d.member_path = v.member_path
         {"LEFT JOIN ocr_table o ON o.batch_id = v.batch_id AND o.sop_instance_uid = v.sop_instance_uid AND o.source = 'video'" if ocr else ""}
     )
-    SELECT cand.*,
-           CASE WHEN cand.batch_id <> cand.first_batch THEN cand.first_batch END
-               AS duplicate_of_batch,
-           upper(cand.laterality) AS breast,
-           s.trustworthiness,
-           b.patient_id IS NOT NULL AS has_case,
-           b.has_malignant, b.has_benign, b.has_unknown, b.lesion_count
-    FROM cand
-    LEFT JOIN study s USING (patient_id, accession_number)
-    LEFT JOIN breast b
-           ON b.patient_id = cand.patient_id AND b.accession_number = cand.accession_number
-          AND b.breast = upper(cand.laterality)
-    ORDER BY cand.batch_id, cand.sop_instance_uid
-    """
+    {_CANDIDATES_WITH_CASES}    """
     return sql, source
 
 

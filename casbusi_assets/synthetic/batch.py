@@ -247,9 +247,9 @@ def _study_row(st: StudyPlan) -> dict[str, Any]:
     }
 
 
-def _render_item(seed: int, st: StudyPlan, item: ItemPlan, instance: int) -> list[Member]:
-    rng = np.random.default_rng(seed_int("render", seed, item.key))
-    spec = CaptureSpec(
+def capture_spec(st: StudyPlan, item: ItemPlan) -> CaptureSpec:
+    """What the renderer draws for one planned member of a study."""
+    return CaptureSpec(
         capture=item.capture,
         width=item.width,
         height=item.height,
@@ -266,7 +266,11 @@ def _render_item(seed: int, st: StudyPlan, item: ItemPlan, instance: int) -> lis
         n_frames=item.n_frames,
         style=item.style,
     )
-    r = render_capture(spec, rng)
+
+
+def _render_item(seed: int, st: StudyPlan, item: ItemPlan, instance: int) -> list[Member]:
+    rng = np.random.default_rng(seed_int("render", seed, item.key))
+    r = render_capture(capture_spec(st, item), rng)
     sop = make_uid("sop", seed, item.key)
     out: list[Member] = []
     twin_uid = None

@@ -18,10 +18,10 @@ import numpy as np
 
 from casbusi_assets.synthetic import annotations as ann_mod
 from casbusi_assets.synthetic.annotations import Annotation
-from casbusi_assets.synthetic.batch import batch_plan
+from casbusi_assets.synthetic.batch import batch_plan, capture_spec
 from casbusi_assets.synthetic.config import GeneratorConfig
 from casbusi_assets.synthetic.plan import seed_int
-from casbusi_assets.synthetic.scanner_screen import CaptureSpec, render_capture
+from casbusi_assets.synthetic.scanner_screen import render_capture
 
 # What the pictogram can show; "none" = no marker, or a marker whose bar encodes nothing.
 MARKER_LABELS = ("long", "trans", "radial", "anti-radial", "oblique", "none")
@@ -138,19 +138,9 @@ def iter_marker_captures(
                     ann = blank_text(ann)
                 if variant != "keep" and _text_states_orientation(ann.text) != "unknown":
                     continue
-                spec = CaptureSpec(
-                    capture=item.capture,
-                    width=item.width,
-                    height=item.height,
-                    profile=st.profile,
-                    probe=st.header.probe,
-                    study_date=st.header.study_date,
-                    study_time=st.header.study_time,
+                spec = dataclasses.replace(
+                    capture_spec(st, item),
                     annotation=ann,
-                    text_font=item.text_font,
-                    text_degradation=item.text_degradation,
-                    text_position=item.text_position,
-                    calipers=item.calipers,
                     body_marker=body_marker,
                     n_frames=1,
                     style=style,
@@ -192,22 +182,8 @@ def render_with_marker(
     ]
     st, item = items[index % len(items)]
     shown = {"keep": ann, "strip": strip_orientation(ann), "blank": blank_text(ann)}[text]
-    spec = CaptureSpec(
-        capture=item.capture,
-        width=item.width,
-        height=item.height,
-        profile=st.profile,
-        probe=st.header.probe,
-        study_date=st.header.study_date,
-        study_time=st.header.study_time,
-        annotation=shown,
-        text_font=item.text_font,
-        text_degradation=item.text_degradation,
-        text_position=item.text_position,
-        calipers=item.calipers,
-        body_marker=body_marker,
-        n_frames=1,
-        style=style,
+    spec = dataclasses.replace(
+        capture_spec(st, item), annotation=shown, body_marker=body_marker, n_frames=1, style=style
     )
     r = render_capture(spec, np.random.default_rng(seed_int("render", seed, item.key, index)))
     return MarkerCapture(
