@@ -3,17 +3,24 @@
 The files go into the zip byte for byte (headers untouched): most have an empty AccessionNumber
 and some no PatientID, which makes them unlinkable to a case but not unusable. Every one must
 be catalogued ok with its kind, exported (PNG or frames), and read by OCR.
+
+Beside them go copies of a few captures with SequenceOfUltrasoundRegions removed and a new
+SOPInstanceUID (distinct members, not duplicates of the originals): a screen without region
+metadata must be used just the same, its ultrasound field estimated from the pixels.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from casbusi_assets.runner import run_batch
 from casbusi_assets.storage import warehouse
@@ -23,13 +30,41 @@ from .conftest import REAL_US_FILES, write_zip
 US1 = ("US1_UNCR.dcm", "US1_UNCI.dcm", "US1_J2KR.dcm", "US1_J2KI.dcm", "examples_jpeg2k.dcm")
 
 
+# Copies without SequenceOfUltrasoundRegions: palette colour, 16-bit dual view, JPEG lossless,
+# and a two-frame clip (the small ones, so the test stays quick).
+NO_REGION_COPIES = {
+    "OBXXXX1A.dcm": "image",
+    "gdcm-US-ALOKA-16.dcm": "image",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm": "image",
+    "OBXXXX1A_2frame.dcm": "video",
+}
+
+
 def _member(name: str) -> str:
     return f"real/{name}"
+
+
+def _copy_member(name: str) -> str:
+    return f"real/no_regions/{name}"
+
+
+def without_regions(name: str) -> bytes:
+    """The capture with its region sequence removed, under a new (deterministic) instance UID."""
+    ds = pydicom.dcmread(get_testdata_file(name))
+    assert "SequenceOfUltrasoundRegions" in ds, name
+    del ds.SequenceOfUltrasoundRegions
+    uid = generate_uid(entropy_srcs=[name, "without SequenceOfUltrasoundRegions"])
+    ds.SOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def ingested(module_home, tmp_path_factory):
     members = {_member(n): Path(get_testdata_file(n)).read_bytes() for n in REAL_US_FILES}
+    members |= {_copy_member(n): without_regions(n) for n in NO_REGION_COPIES}
     members["real/.DS_Store"] = b"\x00\x00\x00\x01Bud1" + bytes(64)
     zip_path = write_zip(tmp_path_factory.mktemp("in") / "Real US.zip", members)
     outcome = run_batch(zip_path, module_home, echo=lambda m: None)
@@ -45,11 +80,15 @@ def test_every_real_file_is_ok_with_its_kind_and_missing_links_named(ingested):
     assert outcome.batch_id == "real_us"
     cat = _table(home, "dicom_catalog").set_index("member_path")
     dicoms = cat.drop(index="real/.DS_Store")
-    assert sorted(dicoms.index) == sorted(_member(n) for n in REAL_US_FILES)
+    assert sorted(dicoms.index) == sorted(
+        [*(_member(n) for n in REAL_US_FILES), *(_copy_member(n) for n in NO_REGION_COPIES)]
+    )
     assert (dicoms["status"] == "ok").all(), dicoms.loc[dicoms["status"] != "ok", "error"]
     assert dicoms["error_code"].isna().all()
     for name, kind in REAL_US_FILES.items():
         assert dicoms.loc[_member(name), "kind"] == kind, name
+    for name, kind in NO_REGION_COPIES.items():
+        assert dicoms.loc[_copy_member(name), "kind"] == kind, name
     # Unlinkable, not unusable: the empty links are named, nothing else is wrong with the files.
     assert dicoms.loc[_member("US1_UNCR.dcm"), "missing_links"] == "accession_number"
     assert dicoms.loc[_member("color-pl.dcm"), "missing_links"] == "patient_id,accession_number"
@@ -80,11 +119,39 @@ def test_every_member_has_a_png_or_frames(ingested):
             assert len(frames) == videos.loc[sop, "saved_frames"] >= 1, name
     # Members holding one SOP instance (the same capture stored several ways) are one image,
     # exported once, with the number of copies recorded; the copies add up to every member.
-    assert int(images["n_members"].sum()) == sum(k == "image" for k in REAL_US_FILES.values())
+    assert int(images["n_members"].sum()) == sum(
+        k == "image" for k in [*REAL_US_FILES.values(), *NO_REGION_COPIES.values()]
+    )
     copies = cat[cat["kind"] == "image"].groupby("sop_instance_uid").size()
     assert images["n_members"].to_dict() == copies.to_dict()
     assert images.loc[cat.loc[_member("OBXXXX1A.dcm"), "sop_instance_uid"], "n_members"] == 4
     assert images["missing_links"].notna().sum() >= 5  # carried from the catalog
+
+
+def test_copies_without_regions_are_distinct_members_exported_and_read(ingested):
+    home, _ = ingested
+    cat = _table(home, "dicom_catalog").set_index("member_path")
+    images = _table(home, "image_table").set_index("sop_instance_uid")
+    videos = _table(home, "video_table").set_index("sop_instance_uid")
+    ocr = _table(home, "ocr_table").set_index(["sop_instance_uid", "source"])
+    for name, kind in NO_REGION_COPIES.items():
+        copy, original = cat.loc[_copy_member(name)], cat.loc[_member(name)]
+        assert copy["status"] == "ok" and not isinstance(copy["error_code"], str), name
+        # a new instance, not a duplicate of the original: exported on its own
+        assert copy["sop_instance_uid"] != original["sop_instance_uid"], name
+        if kind == "image":
+            row = images.loc[copy["sop_instance_uid"]]
+            assert row["n_members"] == 1 and row["region_count"] == 0, name
+            first = images.loc[original["sop_instance_uid"]]
+            png = cv2.imread(row["image_path"], cv2.IMREAD_UNCHANGED)
+            assert png is not None and png.shape[:2] == (first["rows"], first["columns"]), name
+            assert row["stored_as"] == first["stored_as"], name
+        else:
+            row = videos.loc[copy["sop_instance_uid"]]
+            frames = sorted(Path(row["frames_dir"]).glob("frame_*.png"))
+            assert row["status"] == "ok" and len(frames) == row["saved_frames"] >= 1, name
+        read = ocr.loc[(copy["sop_instance_uid"], kind)]
+        assert read["status"] == "ok" and not isinstance(read["error"], str), name
 
 
 def test_us1_is_power_doppler_stored_in_colour(ingested):
