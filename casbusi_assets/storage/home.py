@@ -9,6 +9,14 @@
 
 Without CASBUSI_HOME the home is `casbusi_home/` in the checkout (ignored by git), or in the
 working directory when the package is installed from a wheel.
+
+CASBUSI_DATA_URL (e.g. `s3://bucket/prefix`) puts the two data parts on object storage instead:
+
+    <url>/warehouse/<table>/batch_id=<batch>/data.parquet
+    <url>/files/<asset>/<batch>/...
+
+while inbox/, catalog.duckdb, registry/ and dagster/ stay in the local home. Credentials and the
+endpoint come from the standard AWS variables that s3fs reads (see storage/files.py).
 """
 
 from __future__ import annotations
@@ -18,7 +26,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from casbusi_assets.storage.files import DataPath, data_path, is_remote
+
 HOME_ENV_VAR = "CASBUSI_HOME"
+DATA_URL_ENV_VAR = "CASBUSI_DATA_URL"
 DEFAULT_HOME_NAME = "casbusi_home"
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # casbusi_assets/
@@ -38,21 +49,40 @@ def resolve_home(value: str | os.PathLike[str] | None = None) -> Path:
     return (base / DEFAULT_HOME_NAME).resolve()
 
 
+def resolve_data_url(value: str | None = None) -> str:
+    """Where the warehouse and files live: an explicit value, else $CASBUSI_DATA_URL; "" = the
+    local home. A file:// URL or a plain path is a local folder."""
+    raw = (value if value else os.environ.get(DATA_URL_ENV_VAR, "")).strip()
+    if not raw or is_remote(raw):
+        return raw.rstrip("/")
+    return str(Path(data_path(raw)).expanduser().resolve())
+
+
 @dataclass(frozen=True)
 class HomeLayout:
     root: Path
+    data_url: str = ""  # "" = warehouse and files inside root
 
     @property
     def inbox(self) -> Path:
         return self.root / "inbox"
 
     @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse"
+    def data_root(self) -> DataPath:
+        """The warehouse's and the files' parent: the home itself, a local folder, or a URL."""
+        return data_path(self.data_url) if self.data_url else self.root
 
     @property
-    def files(self) -> Path:
-        return self.root / "files"
+    def remote(self) -> bool:
+        return is_remote(self.data_root)
+
+    @property
+    def warehouse(self) -> DataPath:
+        return self.data_root / "warehouse"
+
+    @property
+    def files(self) -> DataPath:
+        return self.data_root / "files"
 
     @property
     def catalog(self) -> Path:
@@ -67,13 +97,16 @@ class HomeLayout:
         return self.root / "dagster"
 
     def create(self) -> HomeLayout:
-        for folder in (self.inbox, self.warehouse, self.files, self.registry, self.dagster_home):
+        local = [self.inbox, self.registry, self.dagster_home]
+        if not self.remote:  # object stores have no folders to create
+            local += [self.warehouse, self.files]
+        for folder in local:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
 
-def layout(value: str | os.PathLike[str] | None = None) -> HomeLayout:
-    return HomeLayout(resolve_home(value))
+def layout(value: str | os.PathLike[str] | None = None, data_url: str | None = None) -> HomeLayout:
+    return HomeLayout(resolve_home(value), resolve_data_url(data_url))
 
 
 # Used when the package runs outside the checkout and the repo's dagster.yaml is not at hand.

@@ -17,9 +17,12 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     """Parquet per (table, batch) under <home>/warehouse, with DuckDB views for SQL."""
 
     home: str = ""
+    # "" = $CASBUSI_DATA_URL, else inside the home; e.g. s3://bucket/prefix (no credentials here:
+    # s3fs reads the standard AWS variables)
+    data_url: str = ""
 
     def _paths(self):
-        return layout(self.home or None).create()
+        return layout(self.home or None, self.data_url or None).create()
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         home = self._paths()

@@ -13,6 +13,11 @@ class CasbusiHome(dg.ConfigurableResource):
     default `casbusi_home/` in the checkout."""
 
     home: str = Field(default="", description="Home folder; empty = $CASBUSI_HOME or default")
+    data_url: str = Field(
+        default="",
+        description="Where the warehouse and files live, e.g. s3://bucket/prefix; empty = "
+        "$CASBUSI_DATA_URL, else inside the home. Credentials: the standard AWS variables only.",
+    )
 
     def layout(self) -> HomeLayout:
-        return layout(self.home or None).create()
+        return layout(self.home or None, self.data_url or None).create()

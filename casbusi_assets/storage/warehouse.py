@@ -4,12 +4,19 @@ Runs only ever write Parquet files (atomically: temp file, then rename), so any 
 write in parallel without DuckDB's single-writer lock. `<home>/catalog.duckdb` holds one view per
 table over all of its batch files; a view is created once, when the table's first batch lands, and
 sees later batches and added columns by itself (`union_by_name`).
+
+The warehouse root may also be an object-store URL (`CASBUSI_DATA_URL`, storage/home.py): then a
+batch file is one PUT (an object appears whole, so no temp file is needed), the views glob
+`s3://...`, and every DuckDB connection that reads them gets the fsspec filesystem registered
+(`connect`): DuckDB's httpfs extension is not needed. The catalog stays a local file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -20,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from casbusi_assets.storage.files import DataPath, data_path, is_remote
 from casbusi_assets.storage.schemas import TABLE_SCHEMAS
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -30,8 +38,47 @@ class SchemaMismatchError(ValueError):
     """An asset produced columns its table schema does not declare."""
 
 
-def batch_dir(warehouse: Path, table: str, batch_id: str) -> Path:
-    return warehouse / table / f"batch_id={batch_id}"
+def batch_dir(warehouse: DataPath, table: str, batch_id: str) -> DataPath:
+    return data_path(warehouse) / table / f"batch_id={batch_id}"
+
+
+def connect(
+    warehouse: DataPath, database: str | Path = ":memory:", read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read this warehouse's files: for an object-store warehouse
+    its fsspec filesystem is registered on the connection (registrations are per connection)."""
+    con = duckdb.connect(str(database), read_only=read_only)
+    register_filesystem(con, warehouse)
+    return con
+
+
+def register_filesystem(con: duckdb.DuckDBPyConnection, warehouse: DataPath) -> None:
+    """Let `con` read `warehouse`'s URLs (no-op for a local warehouse or if already done)."""
+    root = data_path(warehouse)
+    if not is_remote(root):
+        return
+    fs = root.fs
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if any(con.filesystem_is_registered(p) for p in protocols):
+        return
+    con.register_filesystem(fs)
+
+
+def _root_str(warehouse: DataPath) -> str:
+    """The warehouse as DuckDB must see it: an absolute posix path (a relative one would resolve
+    against the *reader's* working directory), or the URL."""
+    root = data_path(warehouse)
+    return str(root) if is_remote(root) else root.resolve().as_posix()
+
+
+def _batch_files(warehouse: DataPath, table: str) -> list[DataPath]:
+    """The table's batch files, sorted by batch folder."""
+    root = data_path(warehouse)
+    if is_remote(root):
+        fs, key = root.fs, (root / table).path
+        found = fs.glob(f"{key}/batch_id=*/{PARQUET_NAME}")
+        return [root / table / f[len(key) :].strip("/") for f in sorted(found)]
+    return sorted((root / table).glob(f"batch_id=*/{PARQUET_NAME}"))
 
 
 def conform(df: pd.DataFrame, schema: pa.Schema, table: str) -> pa.Table:
@@ -62,11 +109,21 @@ def conform(df: pd.DataFrame, schema: pa.Schema, table: str) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def write_batch(warehouse: Path, table: str, batch_id: str, df: pd.DataFrame) -> Path:
+def _write_remote(arrow: pa.Table, path: DataPath) -> None:
+    # One object, created when the stream closes: readers see the old file or the new one.
+    with path.fs.open(path.path, "wb") as fh:
+        pq.write_table(arrow, fh, compression="zstd")
+
+
+def write_batch(warehouse: DataPath, table: str, batch_id: str, df: pd.DataFrame) -> DataPath:
     """Replace the batch's file of `table` atomically; an empty frame still writes a typed file."""
     schema = TABLE_SCHEMAS[table]
     arrow = conform(df, schema, table)
     folder = batch_dir(warehouse, table, batch_id)
+    if is_remote(folder):
+        final = folder / PARQUET_NAME
+        _write_remote(arrow, final)
+        return final
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / PARQUET_NAME
     tmp = folder / f".{PARQUET_NAME}.{uuid.uuid4().hex}.tmp"
@@ -78,77 +135,126 @@ def write_batch(warehouse: Path, table: str, batch_id: str, df: pd.DataFrame) ->
     return final
 
 
-def read_batch(warehouse: Path, table: str, batch_id: str) -> pd.DataFrame:
+def _read_file(path: DataPath) -> pa.Table:
+    if is_remote(path):
+        with path.fs.open(path.path, "rb") as fh:
+            return pq.read_table(fh)
+    return pq.read_table(path)
+
+
+def read_batch(warehouse: DataPath, table: str, batch_id: str) -> pd.DataFrame:
     path = batch_dir(warehouse, table, batch_id) / PARQUET_NAME
     if not path.is_file():
         raise FileNotFoundError(
             f"{table} has no data for batch '{batch_id}' ({path}); materialise it first"
         )
-    return pq.read_table(path).to_pandas()
+    return _read_file(path).to_pandas()
 
 
-def read_all_batches(warehouse: Path, table: str) -> pd.DataFrame:
-    files = sorted((warehouse / table).glob(f"batch_id=*/{PARQUET_NAME}"))
+def read_all_batches(warehouse: DataPath, table: str) -> pd.DataFrame:
+    files = _batch_files(warehouse, table)
     if not files:
         return conform(pd.DataFrame(), TABLE_SCHEMAS[table], table).to_pandas()
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return pd.concat([_read_file(f).to_pandas() for f in files], ignore_index=True)
 
 
-def delete_batch(warehouse: Path, table: str, batch_id: str) -> None:
+def delete_batch(warehouse: DataPath, table: str, batch_id: str) -> None:
     folder = batch_dir(warehouse, table, batch_id)
+    if is_remote(folder):
+        fs = folder.fs
+        objects = fs.find(folder.path)  # the file and anything else left in the batch "folder"
+        if objects:
+            fs.rm(objects)
+        return
     (folder / PARQUET_NAME).unlink(missing_ok=True)
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
 
 
-def tables_present(warehouse: Path) -> list[str]:
-    if not warehouse.is_dir():
+def batch_ids(warehouse: DataPath, table: str) -> list[str]:
+    """The batches that hold a file of `table`."""
+    return [f.parent.name.split("=", 1)[1] for f in _batch_files(warehouse, table)]
+
+
+def tables_present(warehouse: DataPath) -> list[str]:
+    root = data_path(warehouse)
+    if is_remote(root):
+        # one listing for every table rather than one per table folder
+        fs, key = root.fs, root.path.rstrip("/")
+        found = fs.glob(f"{key}/*/batch_id=*/{PARQUET_NAME}")
+        return sorted({f[len(key) :].strip("/").split("/", 1)[0] for f in found})
+    if not root.is_dir():
         return []
     return sorted(
-        p.name
-        for p in warehouse.iterdir()
-        if p.is_dir() and any(p.glob(f"batch_id=*/{PARQUET_NAME}"))
+        p.name for p in root.iterdir() if p.is_dir() and any(p.glob(f"batch_id=*/{PARQUET_NAME}"))
     )
 
 
 EMPTY_NAME = "_empty.parquet"
 
 
-def _view_sql(warehouse: Path, table: str) -> str:
+def _view_sql(warehouse: DataPath, table: str) -> str:
     if not _IDENTIFIER.match(table):
         raise ValueError(f"not a table name: {table!r}")
-    if not any((warehouse / table).glob(f"batch_id=*/{PARQUET_NAME}")):
+    root = _root_str(warehouse)
+    if not _batch_files(warehouse, table):
         # No batch yet (or the last one was deleted): a glob matching no file fails every query,
         # so the view reads a typed empty file instead and answers "no rows".
-        target = (warehouse.resolve() / table / EMPTY_NAME).as_posix()
+        target = f"{root}/{table}/{EMPTY_NAME}"
         return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{target}')"
-    # Absolute glob: a relative one would resolve against the *reader's* working directory.
-    glob = (warehouse.resolve() / table / f"batch_id=*/{PARQUET_NAME}").as_posix()
+    glob = f"{root}/{table}/batch_id=*/{PARQUET_NAME}"
     return (
         f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
         f"'{glob}', union_by_name=true, hive_partitioning=false)"
     )
 
 
-def _write_empty(warehouse: Path, table: str) -> None:
-    path = warehouse / table / EMPTY_NAME
+def _write_empty(warehouse: DataPath, table: str) -> None:
+    path = data_path(warehouse) / table / EMPTY_NAME
     if not path.is_file():
+        if is_remote(path):
+            _write_remote(conform(pd.DataFrame(), TABLE_SCHEMAS[table], table), path)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{EMPTY_NAME}.{uuid.uuid4().hex}.tmp")
         pq.write_table(conform(pd.DataFrame(), TABLE_SCHEMAS[table], table), tmp)
         os.replace(tmp, path)
 
 
-def _marker(warehouse: Path, table: str) -> Path:
-    return warehouse / table / ".duckdb_view"
+def _marker(warehouse: DataPath, table: str, catalog: Path | None = None) -> Path:
+    root = data_path(warehouse)
+    if is_remote(root):
+        # The catalog is a local file on each host while the warehouse is shared, so the
+        # record of "this catalog has this view" belongs beside the catalog.
+        base = catalog if catalog is not None else Path(tempfile.gettempdir()) / "casbusi"
+        return base.with_name(base.name + ".views") / table
+    return root / table / ".duckdb_view"
 
 
-def _connect_rw(catalog: Path, attempts: int = 8) -> duckdb.DuckDBPyConnection:
+def lock_path(warehouse: DataPath, name: str) -> Path:
+    """A local file to flock for writers of `name` that rewrite shared files. For an object-store
+    warehouse it is in the temp folder (it guards this host's writers only)."""
+    root = data_path(warehouse)
+    if is_remote(root):
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / "casbusi-locks" / digest / f"{name}.lock"
+    else:
+        path = root / name / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _connect_rw(
+    catalog: Path, warehouse: DataPath | None = None, attempts: int = 8
+) -> duckdb.DuckDBPyConnection:
     """Open the catalog for writing, waiting out short locks (another run creating a view)."""
     delay = 0.1
     for attempt in range(attempts):
         try:
-            return duckdb.connect(str(catalog))
+            con = duckdb.connect(str(catalog))
+            if warehouse is not None:
+                register_filesystem(con, warehouse)  # CREATE VIEW binds, so it reads the glob
+            return con
         except duckdb.IOException:
             if attempt == attempts - 1:
                 raise
@@ -157,7 +263,7 @@ def _connect_rw(catalog: Path, attempts: int = 8) -> duckdb.DuckDBPyConnection:
     raise AssertionError("unreachable")
 
 
-def ensure_views(catalog: Path, warehouse: Path, tables: Iterable[str]) -> list[str]:
+def ensure_views(catalog: Path, warehouse: DataPath, tables: Iterable[str]) -> list[str]:
     """Create the views that are missing or point at another home; return the ones (re)created.
 
     Each table's marker file records the SQL its view was created with, so the common case (the
@@ -168,27 +274,28 @@ def ensure_views(catalog: Path, warehouse: Path, tables: Iterable[str]) -> list[
         sql = _view_sql(warehouse, table)
         if EMPTY_NAME in sql:
             _write_empty(warehouse, table)
-        marker = _marker(warehouse, table)
+        marker = _marker(warehouse, table, catalog)
         if not (catalog.exists() and marker.is_file() and marker.read_text() == sql):
             todo.append((table, sql, marker))
     if not todo:
         return []
     catalog.parent.mkdir(parents=True, exist_ok=True)
-    con = _connect_rw(catalog)
+    con = _connect_rw(catalog, warehouse)
     try:
         for _table, sql, _marker_path in todo:
             con.execute(sql)
     finally:
         con.close()
     for _table, sql, marker in todo:
+        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(sql)
     return [t for t, _, _ in todo]
 
 
-def refresh_views(catalog: Path, warehouse: Path) -> list[str]:
+def refresh_views(catalog: Path, warehouse: DataPath) -> list[str]:
     """(Re)create every table's view, e.g. after the home folder moved."""
     for table in declared_tables():
-        _marker(warehouse, table).unlink(missing_ok=True)
+        _marker(warehouse, table, catalog).unlink(missing_ok=True)
     return ensure_views(catalog, warehouse, declared_tables())
 
 
@@ -197,7 +304,7 @@ def declared_tables() -> list[str]:
     return sorted(TABLE_SCHEMAS)
 
 
-def query(catalog: Path, warehouse: Path, sql: str) -> pd.DataFrame:
+def query(catalog: Path, warehouse: DataPath, sql: str) -> pd.DataFrame:
     """Run SQL against the catalog through a read-only connection. Every declared table has a
     view, so a table with no batch (yet, or any more) answers with no rows rather than an error."""
     if not warehouse.is_dir():
@@ -206,7 +313,7 @@ def query(catalog: Path, warehouse: Path, sql: str) -> pd.DataFrame:
             "(try `casbusi demo` or `casbusi run-batch ZIP`)"
         )
     ensure_views(catalog, warehouse, declared_tables())
-    con = duckdb.connect(str(catalog), read_only=True)
+    con = connect(warehouse, catalog, read_only=True)
     try:
         return con.execute(sql).fetchdf()
     finally:

@@ -104,3 +104,78 @@ def test_query_on_a_home_with_nothing_ingested_says_so_and_creates_nothing(tmp_p
     with pytest.raises(FileNotFoundError, match="nothing has been ingested"):
         warehouse.query(tmp_path / "catalog.duckdb", tmp_path / "warehouse", "SELECT 1")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the same warehouse on object storage: moto's s3:// on loopback, and fsspec's memory:// --
+
+
+def test_object_store_warehouse_writes_reads_replaces_and_deletes(remote_url, tmp_path):
+    from casbusi_assets.storage.files import data_path
+
+    wh = data_path(remote_url) / "warehouse"
+    path = warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 3))
+    assert str(path) == f"{remote_url}/warehouse/breast_table/batch_id=b1/data.parquet"
+    warehouse.write_batch(wh, "breast_table", "b2", _breasts("b2", 2))
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 4))  # replaces b1 only
+    assert warehouse.read_batch(wh, "breast_table", "b1")["patient_id"].tolist() == [
+        f"{i:08d}" for i in range(4)
+    ]
+    assert len(warehouse.read_all_batches(wh, "breast_table")) == 6
+    assert warehouse.tables_present(wh) == ["breast_table"]
+    assert warehouse.batch_ids(wh, "breast_table") == ["b1", "b2"]
+    with pytest.raises(FileNotFoundError, match="materialise it first"):
+        warehouse.read_batch(wh, "breast_table", "b9")
+    warehouse.delete_batch(wh, "breast_table", "b1")
+    assert warehouse.batch_ids(wh, "breast_table") == ["b2"]
+    assert not warehouse.batch_dir(wh, "breast_table", "b1").exists()
+    assert not list((tmp_path).iterdir())  # nothing was written locally
+
+
+def test_object_store_views_answer_sql_from_a_local_catalog(remote_url, tmp_path):
+    from casbusi_assets.storage.files import data_path
+
+    wh, cat = data_path(remote_url) / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 3))
+    assert "breast_table" in warehouse.ensure_views(cat, wh, warehouse.declared_tables())
+    # later batches are seen by the existing view (no new view, no catalog write)
+    warehouse.write_batch(wh, "breast_table", "b2", _breasts("b2", 5))
+    assert warehouse.ensure_views(cat, wh, ["breast_table"]) == []
+    df = warehouse.query(
+        cat, wh, "SELECT batch_id, count(*) n FROM breast_table GROUP BY 1 ORDER BY 1"
+    )
+    assert df.to_dict("records") == [{"batch_id": "b1", "n": 3}, {"batch_id": "b2", "n": 5}]
+    # a declared table with no batch answers no rows, with its columns
+    never = warehouse.query(cat, wh, "SELECT * FROM dicom_catalog")
+    assert len(never) == 0 and "sop_instance_uid" in never.columns
+    # the catalog and the view markers are local; the view reads the URL
+    assert cat.is_file()
+    assert remote_url in (tmp_path / "catalog.duckdb.views" / "breast_table").read_text()
+    # a plain connection to the catalog lacks the filesystem; warehouse.connect registers it
+    with warehouse.connect(wh, cat, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM breast_table").fetchone()[0] == 8
+
+
+def test_object_store_last_batch_deleted_answers_no_rows(remote_url, tmp_path):
+    from casbusi_assets.storage.files import data_path
+
+    wh, cat = data_path(remote_url) / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 2))
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    warehouse.delete_batch(wh, "breast_table", "b1")
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    assert len(warehouse.query(cat, wh, "SELECT * FROM breast_table")) == 0
+    assert warehouse.tables_present(wh) == []
+
+
+def test_s3_view_sql_and_markers_carry_no_credentials(s3_url, tmp_path):
+    from casbusi_assets.storage.files import data_path
+
+    wh, cat = data_path(s3_url) / "warehouse", tmp_path / "catalog.duckdb"
+    warehouse.write_batch(wh, "breast_table", "b1", _breasts("b1", 1))
+    warehouse.ensure_views(cat, wh, ["breast_table"])
+    with warehouse.connect(wh, cat, read_only=True) as con:
+        sql = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name='breast_table'"
+        ).fetchone()
+    text = sql[0] + (tmp_path / "catalog.duckdb.views" / "breast_table").read_text()
+    assert "s3://" in text and "testing" not in text and "127.0.0.1" not in text
