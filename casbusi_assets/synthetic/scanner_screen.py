@@ -921,9 +921,13 @@ def _draw_body_marker(
     a = np.deg2rad(angle)
     dx, dy = probe_len * np.cos(a) / 2, -probe_len * np.sin(a) / 2
     thick = lk.probe_px if lk.probe_px is not None else max(2, size // 18)
+    # A real probe icon is clearly longer than wide (a linear footprint, ~3:1 or more): a small
+    # varied marker could otherwise get a 4 px bar 8 px long, or an 8 x 8 px "box", whose
+    # orientation nobody can read. The classic look (thick <= size // 18) never hits the cap.
+    thick = max(1, min(thick, probe_len // 3))
     if lk.probe_box:
         # A hollow probe footprint: a thin rectangle along the bar.
-        half_w = max(2, thick)
+        half_w = max(1, min(thick, probe_len // 6))
         nx, ny = -np.sin(a) * half_w, -np.cos(a) * half_w
         quad = np.array(
             [
