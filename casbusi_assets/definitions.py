@@ -67,7 +67,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             task_timeout_seconds=float(_env("CASBUSI_LABELBOX_TIMEOUT", "600")),
         ),
         "ingest_settings": IngestSettings(
-            workers=int(_env("CASBUSI_WORKERS", "2")),
+            workers=int(_env("CASBUSI_WORKERS", "0")),  # 0 = one per available core
             max_member_mb=float(_env("CASBUSI_MAX_MEMBER_MB", "4096")),
             max_total_gb=float(_env("CASBUSI_MAX_TOTAL_GB", "256")),
             max_ratio=float(_env("CASBUSI_MAX_RATIO", "1000")),
@@ -122,7 +122,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             drop_unknown_pathology=_env("CASBUSI_EXPORT_DROP_UNKNOWN", "1") == "1",
             use_inpainted=_env("CASBUSI_EXPORT_USE_INPAINTED", "1") == "1",
             include_videos=_env("CASBUSI_EXPORT_VIDEOS", "1") == "1",
-            workers=int(_env("CASBUSI_WORKERS", "2")),
+            workers=int(_env("CASBUSI_WORKERS", "0")),
         ),
     }
 

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from casbusi_assets.export.config import ExportConfig
+from casbusi_assets.shared.parallel import resolve_workers
 
 
 class ExportSettings(dg.ConfigurableResource):
@@ -40,7 +41,9 @@ class ExportSettings(dg.ConfigurableResource):
     )
     use_inpainted: bool = Field(default=True, description="Export caliper-free copies")
     include_videos: bool = Field(default=True, description="Export cine clips")
-    workers: int = Field(default=2, description="Threads cropping and writing files")
+    workers: int = Field(
+        default=0, description="Threads cropping and writing files; 0 = one per available core"
+    )
 
     def to_config(self) -> ExportConfig:
         def off(value):
@@ -60,5 +63,5 @@ class ExportSettings(dg.ConfigurableResource):
             drop_unknown_pathology=self.drop_unknown_pathology,
             use_inpainted=self.use_inpainted,
             include_videos=self.include_videos,
-            workers=self.workers,
+            workers=resolve_workers(self.workers),
         ).validate()

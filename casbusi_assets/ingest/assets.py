@@ -1,15 +1,34 @@
-"""Stage 1: the batch zip and its catalog of members."""
+"""Stage 1: the batch zip, its catalog of members and, in the same pass, its stills and clips.
+
+One step (named `dicom_catalog`, function `ingest_batch`) has three outputs (`dicom_catalog`,
+`image_table`, `video_table`): each zip member is read, inflated, hashed and parsed once, and an
+ok still or clip is decoded from that parse (pixels/single_pass.py). The three stay separate
+assets with their own tables, groups and checks; selecting only some of them runs only that
+work (`--select dicom_catalog` catalogues without decoding a pixel).
+"""
+
+from collections.abc import Iterator
+from contextlib import ExitStack
 
 import dagster as dg
 import pandas as pd
 
-from casbusi_assets.ingest.catalog import catalog_zip
 from casbusi_assets.ingest.resources import CaseCsvSource, IngestSettings
 from casbusi_assets.ingest.sources import BatchSourceError, find_zip
 from casbusi_assets.ingest.zip_members import BatchArchiveError
+from casbusi_assets.pixels.assets import (
+    IMAGE_TABLE_DOC,
+    VIDEO_TABLE_DOC,
+    failed_rows,
+    image_metadata,
+    video_metadata,
+)
+from casbusi_assets.pixels.resources import VideoFramePolicy
+from casbusi_assets.pixels.single_pass import ingest_zip
 from casbusi_assets.shared.metadata import counts, markdown_table
-from casbusi_assets.shared.parallel import Progress
-from casbusi_assets.shared.partitions import batch_partitions, batch_table
+from casbusi_assets.shared.parallel import WorkerPool
+from casbusi_assets.shared.partitions import batch_partitions
+from casbusi_assets.storage.file_staging import staged_batch_dir
 from casbusi_assets.storage.resources import CasbusiHome
 
 inbox_zip = dg.AssetSpec(
@@ -20,37 +39,113 @@ inbox_zip = dg.AssetSpec(
     kinds={"zip"},
 )
 
+CATALOG_DOC = """One row per member of the batch zip, read straight from the archive: identifiers,
+typed hot tags, the whole header as DICOM-JSON, file and pixel hashes, `kind` (image / video /
+no_pixels, from NumberOfFrames and pixel presence; case_csv for the batch's case table) and a
+`status`. Members that cannot be used (not DICOM, truncated, undecodable, unsafe path, too
+large, no SOPInstanceUID) are kept as `quarantined` rows with an `error_code` and a readable
+`error`. A readable file with an empty PatientID or AccessionNumber is `ok`, with
+`missing_links` naming the empty link."""
 
-@dg.asset(**batch_table("ingest", {"dicom", "parquet"}, deps=[inbox_zip], pool="ingest"))
-def dicom_catalog(
+
+def _table_out(group_name: str, kinds: set[str], description: str) -> dg.AssetOut:
+    # The same settings every batch-partitioned warehouse table has (shared/partitions.py).
+    return dg.AssetOut(
+        group_name=group_name,
+        kinds=kinds,
+        io_manager_key="warehouse_io_manager",
+        metadata={"partition_expr": "batch_id"},
+        description=description,
+        is_required=False,  # each output can be materialised on its own (can_subset)
+    )
+
+
+@dg.multi_asset(
+    # The step keeps the catalog's name: logs, failure messages ("dicom_catalog failed: ...")
+    # and per-step executor settings stay as they were when the catalog was a step of its own.
+    name="dicom_catalog",
+    outs={
+        "dicom_catalog": _table_out("ingest", {"dicom", "parquet"}, CATALOG_DOC),
+        "image_table": _table_out("images", {"png", "parquet"}, IMAGE_TABLE_DOC),
+        "video_table": _table_out("videos", {"png", "parquet"}, VIDEO_TABLE_DOC),
+    },
+    partitions_def=batch_partitions,
+    deps=[inbox_zip],
+    # The tables are made from the catalog's reading of each member: keep that lineage edge.
+    internal_asset_deps={
+        "dicom_catalog": {inbox_zip.key},
+        "image_table": {inbox_zip.key, dg.AssetKey("dicom_catalog")},
+        "video_table": {inbox_zip.key, dg.AssetKey("dicom_catalog")},
+    },
+    can_subset=True,
+    pool="ingest",
+    description="Reads each member of the batch zip once: its catalog row and, for stills and "
+    "clips, its PNG files.",
+)
+def ingest_batch(
     context: dg.AssetExecutionContext,
     casbusi_home: CasbusiHome,
     ingest_settings: IngestSettings,
     case_csv_source: CaseCsvSource,
-) -> pd.DataFrame:
-    """One row per member of the batch zip, read straight from the archive: identifiers, typed
-    hot tags, the whole header as DICOM-JSON, file and pixel hashes, `kind` (image / video /
-    no_pixels, from NumberOfFrames and pixel presence; case_csv for the batch's case table) and a
-    `status`. Members that cannot be used
-    (not DICOM, truncated, undecodable, unsafe path, too large, no SOPInstanceUID) are kept as
-    `quarantined` rows with an `error_code` and a readable `error`. A readable file with an empty
-    PatientID or AccessionNumber is `ok`, with `missing_links` naming the empty link."""
+    video_frame_policy: VideoFramePolicy,
+) -> Iterator[dg.Output]:
     home = casbusi_home.layout()
     batch_id = context.partition_key
+    # Output names are the asset names; with can_subset only the selected ones are made.
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    policy, every_n = video_frame_policy.policy, video_frame_policy.every_n
     try:
         zip_path = find_zip(home, batch_id)
-        context.log.info(f"cataloguing {zip_path}")
-        df = catalog_zip(
-            zip_path,
-            batch_id,
-            ingest_settings.limits(),
-            workers=ingest_settings.workers,
-            progress=Progress(context.log.info, "dicom_catalog").update,
-            case_csv_name=case_csv_source.member_name,
-        )
+        context.log.info(f"ingesting {zip_path} ({', '.join(sorted(selected))})")
+        with ExitStack() as stack:
+            images = videos = None
+            if "image_table" in selected:
+                images = stack.enter_context(staged_batch_dir(home.files, "image_table", batch_id))
+            if "video_table" in selected:
+                videos = stack.enter_context(staged_batch_dir(home.files, "video_table", batch_id))
+            # One pool for the whole step. Entered last, so it is shut down first (also on
+            # failure): no worker is still writing when the staging folders are committed.
+            pool = stack.enter_context(WorkerPool(ingest_settings.workers))
+            result = ingest_zip(
+                zip_path,
+                batch_id,
+                ingest_settings.limits(),
+                images=images,
+                videos=videos,
+                policy=policy,
+                every_n=every_n,
+                pool=pool,
+                report=context.log.info,
+                case_csv_name=case_csv_source.member_name,
+            )
     except (BatchSourceError, BatchArchiveError) as exc:
         # Nothing has been written: the run fails with the reason, no partial outputs.
         raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
+    if "dicom_catalog" in selected:
+        yield dg.Output(
+            result.catalog,
+            output_name="dicom_catalog",
+            metadata=_catalog_metadata(context, batch_id, zip_path, result.catalog),
+        )
+    for name, df, staged in (
+        ("image_table", result.images, images),
+        ("video_table", result.videos, videos),
+    ):
+        if df is None or staged is None:
+            continue
+        for row in failed_rows(df).itertuples():
+            context.log.warning(f"could not export {row.member_path}: {row.error}")
+        metadata = (
+            image_metadata(df, staged)
+            if name == "image_table"
+            else video_metadata(df, staged, policy, every_n)
+        )
+        yield dg.Output(df, output_name=name, metadata=metadata)
+
+
+def _catalog_metadata(
+    context: dg.AssetExecutionContext, batch_id: str, zip_path: object, df: pd.DataFrame
+) -> dict[str, object]:
     quarantined = df[df["status"] == "quarantined"]
     n_dicom = int(((df["status"] == "ok") & df["kind"].isin(["image", "video", "no_pixels"])).sum())
     if n_dicom == 0:
@@ -62,17 +157,14 @@ def dicom_catalog(
         context.log.warning(
             f"{len(quarantined)} member(s) quarantined: {counts(quarantined['error_code'])}"
         )
-    context.add_output_metadata(
-        {
-            "zip": dg.MetadataValue.path(str(zip_path)),
-            "members": len(df),
-            "dicom_members": n_dicom,
-            "by_kind": counts(df.loc[df["status"] == "ok", "kind"]),
-            "quarantined": len(quarantined),
-            "quarantine_reasons": counts(quarantined["error_code"]),
-            "quarantine_list": markdown_table(quarantined, ["member_path", "error_code", "error"]),
-            "missing_links": counts(df.loc[df["status"] == "ok", "missing_links"].dropna()),
-            "patients": int(df.loc[df["status"] == "ok", "patient_id"].nunique()),
-        }
-    )
-    return df
+    return {
+        "zip": dg.MetadataValue.path(str(zip_path)),
+        "members": len(df),
+        "dicom_members": n_dicom,
+        "by_kind": counts(df.loc[df["status"] == "ok", "kind"]),
+        "quarantined": len(quarantined),
+        "quarantine_reasons": counts(quarantined["error_code"]),
+        "quarantine_list": markdown_table(quarantined, ["member_path", "error_code", "error"]),
+        "missing_links": counts(df.loc[df["status"] == "ok", "missing_links"].dropna()),
+        "patients": int(df.loc[df["status"] == "ok", "patient_id"].nunique()),
+    }

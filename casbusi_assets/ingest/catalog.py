@@ -48,10 +48,11 @@ from casbusi_assets.ingest.zip_members import (
     open_batch_zip,
     read_member,
 )
+from casbusi_assets.shared import parallel
 from casbusi_assets.storage.schemas import DICOM_CATALOG, QUARANTINE_CODES
 
 CATALOG_COLUMNS: list[str] = [name for name in DICOM_CATALOG.names if name != "batch_id"]
-_INT_COLUMNS = {f.name for f in DICOM_CATALOG if str(f.type) == "int64"}
+INT_COLUMNS = {f.name for f in DICOM_CATALOG if str(f.type) == "int64"}
 
 # Binary values above this many bytes go into the header as a BulkDataURI placeholder instead of
 # inline base64: LUTs, private blobs and icon images would otherwise bloat every catalog row.
@@ -290,15 +291,30 @@ def _region_item(item: Dataset) -> dict[str, Any]:
     return out
 
 
-def _header_json(ds: Dataset, member_path: str) -> str:
-    """The DICOM-JSON model (PS3.18 F) of file meta + dataset, without pixel or overlay data."""
-    for tag in list(ds.keys()):
-        group, element = tag >> 16, tag & 0xFFFF
-        is_pixels = group == 0x7FE0 and element in (0x0008, 0x0009, 0x0010)
-        is_overlay = 0x6000 <= group <= 0x601E and group % 2 == 0 and element == 0x3000
-        if is_pixels or is_overlay:
-            del ds[tag]
+def _is_bulk_pixels(tag: int) -> bool:
+    group, element = tag >> 16, tag & 0xFFFF
+    is_pixels = group == 0x7FE0 and element in (0x0008, 0x0009, 0x0010)
+    is_overlay = 0x6000 <= group <= 0x601E and group % 2 == 0 and element == 0x3000
+    return is_pixels or is_overlay
 
+
+def _header_json(ds: Dataset, member_path: str) -> str:
+    """The DICOM-JSON model (PS3.18 F) of file meta + dataset, without pixel or overlay data.
+
+    The pixel and overlay elements are set aside while serialising and put back afterwards, so
+    `ds` stays whole: the pixel export decodes the same parsed dataset (one parse per member).
+    """
+    aside = {tag: ds.get_item(tag) for tag in list(ds.keys()) if _is_bulk_pixels(tag)}
+    for tag in aside:
+        del ds[tag]
+    try:
+        return _dicom_json(ds, member_path)
+    finally:
+        for tag, elem in aside.items():
+            ds[tag] = elem
+
+
+def _dicom_json(ds: Dataset, member_path: str) -> str:
     def bulk(elem: DataElement) -> str:
         # Keep a pointer to where the value lives instead of the value itself.
         return f"zip-member:{quote(member_path)}#{elem.tag:08X}"
@@ -436,6 +452,15 @@ def validate_pixels(ds: Dataset, pixel_data: bytes, frames: int) -> None:
 
 def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
     """The DICOM_CATALOG row (without batch_id) for one member's bytes. Never raises."""
+    return catalog_parsed(member_path, data)[0]
+
+
+def catalog_parsed(member_path: str, data: bytes) -> tuple[dict[str, Any], Dataset | None]:
+    """The catalog row and the parsed dataset (None when the bytes are not DICOM). Never raises.
+
+    The dataset comes back whole (pixel data included), so a caller that exports pixels decodes
+    from this parse instead of reading and parsing the member a second time.
+    """
     row = empty_row(member_path)
     row["file_size"] = len(data)
     row["file_sha256"] = hashlib.sha256(data).hexdigest()
@@ -443,7 +468,7 @@ def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
         ds, truncation = _read_dataset(data)
     except _Quarantine as q:
         row.update(status="quarantined", error_code=q.code, error=q.message)
-        return row
+        return row, None
     problems: list[_Quarantine] = [truncation] if truncation else []
 
     for col, kw in _STRING_TAGS.items():
@@ -511,7 +536,7 @@ def catalog_member(member_path: str, data: bytes) -> dict[str, Any]:
         )
     else:
         row.update(status="ok", error_code=None, error=None)
-    return row
+    return row, ds
 
 
 # --------------------------------------------------------------------------- whole zips
@@ -556,7 +581,7 @@ def case_csv_row(member_path: str, data: bytes) -> dict[str, Any]:
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    return parallel.default_workers()
 
 
 def catalog_zip(
@@ -639,7 +664,7 @@ def catalog_zip(
 
     df = pd.DataFrame(rows, columns=CATALOG_COLUMNS)
     df.insert(0, "batch_id", batch_id)
-    for col in _INT_COLUMNS:
+    for col in INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     return df.sort_values("member_path", kind="stable").reset_index(drop=True)
 

@@ -14,7 +14,10 @@ class IngestSettings(dg.ConfigurableResource):
     max_member_mb: float = Field(default=4096, description="Largest single zip member, in MB")
     max_total_gb: float = Field(default=256, description="Largest total uncompressed batch, GB")
     max_ratio: float = Field(default=1000, description="Largest uncompressed/compressed ratio")
-    workers: int = Field(default=2, description="Parallel workers for reading and decoding")
+    workers: int = Field(
+        default=0,
+        description="Worker processes reading and decoding members; 0 = one per available core",
+    )
     max_quarantine_share: float = Field(
         default=0.2, description="quarantine_share check warns above this share of a batch"
     )

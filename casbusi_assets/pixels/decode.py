@@ -321,7 +321,13 @@ def export_still(
     data: bytes, out_path: str | os.PathLike[str], compression: int | None = None
 ) -> dict:
     """Decode frame 0 of a still, prepare it and write one PNG; returns IMAGE_TABLE fields."""
-    ds = _read(data)
+    return export_still_dataset(_read(data), out_path, compression)
+
+
+def export_still_dataset(
+    ds: Dataset, out_path: str | os.PathLike[str], compression: int | None = None
+) -> dict:
+    """`export_still` for an already parsed dataset (the catalogue's parse of the member)."""
     photometric = _photometric(ds)
     prepared = prepare_still(decode_frame(ds, 0), photometric, regions=regions_from_dataset(ds))
     png_bytes = write_png(out_path, prepared.array, compression)
@@ -350,7 +356,17 @@ def export_video(
     switches between colour and grey). Frame files from an earlier run that the current policy
     no longer selects are removed, so a re-run leaves exactly this run's frames.
     """
-    ds = _read(data)
+    return export_video_dataset(_read(data), out_dir, policy, every_n, compression)
+
+
+def export_video_dataset(
+    ds: Dataset,
+    out_dir: str | os.PathLike[str],
+    policy: str = "every_nth",
+    every_n: int = 4,
+    compression: int | None = None,
+) -> dict[str, Any]:
+    """`export_video` for an already parsed dataset (the catalogue's parse of the member)."""
     photometric = _photometric(ds)
     try:
         n_frames = int(ds.get("NumberOfFrames") or 1)

@@ -298,8 +298,11 @@ def detect_doppler(
     hue, mx, chroma = _hue_value_chroma(rgb)
     warm, cool, orange = _flow_masks(hue, mx, chroma)
     mask = (warm | cool).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _opening_kernel(rgb.shape))
     least = MIN_FLOW_PIXELS / BAR_EVIDENCE_FACTOR
+    # An opening only removes pixels: a frame with too few flow-coloured pixels before it (grey
+    # captures stored as RGB) has too few after, so skip the morphology for those.
+    if cv2.countNonZero(mask) >= least:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _opening_kernel(rgb.shape))
     if cv2.countNonZero(mask) < least:
         # No filled colour at all (grey captures stored as RGB, text-only overlays): done,
         # without estimating a field nobody needs.
