@@ -20,17 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
 import pandas as pd
+
+from casbusi_assets.storage.warehouse import connect, table_glob
 
 PARQUET = "data.parquet"
 
 
 def _glob(warehouse: Path, table: str) -> str | None:
-    folder = warehouse / table
-    if not any(folder.glob(f"batch_id=*/{PARQUET}")):
-        return None  # DuckDB fails on a glob that matches nothing
-    return (folder.resolve() / f"batch_id=*/{PARQUET}").as_posix()
+    # None when nothing matches (DuckDB fails on such a glob); a URL when on object storage
+    return table_glob(warehouse, table)
 
 
 def earlier_copies(
@@ -47,7 +46,8 @@ def earlier_copies(
     cols = ["batch_id", "sop_instance_uid", "raw_hash", "pixel_hash"]
     if not earlier_batches:
         return pd.DataFrame(columns=cols)
-    con = duckdb.connect()  # in-memory: never contends for the catalog file's lock
+    # in-memory: never contends for the catalog file's lock; reads s3:// globs too
+    con = connect(warehouse)
     try:
         con.register("batches", pd.DataFrame({"b": list(earlier_batches)}))
         con.register("raw", pd.DataFrame({"h": [h for h in raw_hashes if h]}, dtype=object))

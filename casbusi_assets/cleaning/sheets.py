@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from casbusi_assets.storage.files import read_image
+
 CROP_COLOUR = (0, 200, 0)  # BGR green: the ultrasound field
 CALIPER_COLOUR = (0, 0, 255)  # BGR red: one box per caliper mark
 
@@ -41,7 +43,7 @@ def items_for(rows: pd.DataFrame) -> list[SheetItem]:
 
 
 def _tile(item: SheetItem, size: int) -> np.ndarray | None:
-    img = cv2.imread(item.path, cv2.IMREAD_COLOR)
+    img = read_image(item.path, cv2.IMREAD_COLOR)
     if img is None:
         return None
     # Boxes are drawn at full size, with a line width that survives the downscale.

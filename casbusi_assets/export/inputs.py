@@ -25,6 +25,7 @@ import pandas as pd
 
 from casbusi_assets.export.train_data import INSTANCE_COLUMNS
 from casbusi_assets.storage import warehouse
+from casbusi_assets.storage.files import is_remote
 from casbusi_assets.storage.home import HomeLayout
 
 
@@ -241,6 +242,8 @@ def _video_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
 def _resolve(home: HomeLayout, value: object) -> str | None:
     if value is None or (isinstance(value, float) and value != value) or value == "":
         return None
+    if is_remote(str(value)):
+        return str(value)  # an object-store URL (CASBUSI_DATA_URL)
     path = Path(str(value))
     return str(path if path.is_absolute() else home.root / path)
 

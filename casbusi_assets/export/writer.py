@@ -60,6 +60,7 @@ from casbusi_assets.export.train_data import (
     write_instance_data,
     write_train_data,
 )
+from casbusi_assets.storage.files import data_path, exists, list_files, read_image
 from casbusi_assets.storage.home import HomeLayout
 
 EXPORTS_DIR = "exports"  # <home>/exports/<export_id>/
@@ -112,10 +113,8 @@ _flag = truthy
 def _frames(folder: str | None) -> list[Path]:
     if not folder:
         return []
-    path = Path(folder)
-    if not path.is_dir():
-        return []
-    return sorted(p for p in path.iterdir() if _FRAME.search(p.name))
+    # a local folder or an s3:// URL: the frames as paths with .name (UPath when remote)
+    return [data_path(f) for f in list_files(folder) if _FRAME.search(data_path(f).name)]
 
 
 def plan_export(
@@ -127,7 +126,7 @@ def plan_export(
     if images.empty:
         images = pd.DataFrame(columns=[*inputs.images.columns, "source_path", "inpainted"])
     use_inp = [
-        config.use_inpainted and bool(p) and Path(p).is_file()
+        config.use_inpainted and bool(p) and exists(p)
         for p in images.get("inpainted_path", pd.Series([None] * len(images)))
     ]
     images["inpainted"] = use_inp
@@ -140,7 +139,7 @@ def plan_export(
             strict=True,
         )
     ]
-    images["source_exists"] = [bool(p) and Path(p).is_file() for p in images["source_path"]]
+    images["source_exists"] = [bool(p) and exists(p) for p in images["source_path"]]
     images = apply_filters(images, config, "image")
 
     videos = inputs.videos.copy() if config.include_videos else pd.DataFrame()
@@ -232,7 +231,7 @@ def _crop_box(shape: tuple[int, ...], row) -> tuple[int, int, int, int]:
 
 
 def _write_cropped(source: str, target: Path, row) -> dict:
-    img = cv2.imread(source, cv2.IMREAD_UNCHANGED)
+    img = read_image(source, cv2.IMREAD_UNCHANGED)  # a local path or an s3:// URL
     if img is None:
         raise ExportError(f"cannot read {source} (sop {row.sop_instance_uid})")
     x, y, w, h = _crop_box(img.shape, row)
@@ -294,7 +293,7 @@ def _image_tasks(row, staging: Path, home_root: Path) -> list[dict]:
         }
     )
     mask = getattr(row, "label_mask_path", None)
-    if mask and Path(mask).is_file():
+    if mask and exists(mask):
         info = _write_cropped(mask, staging / "masks" / row.export_name, row)
         out.append(
             {

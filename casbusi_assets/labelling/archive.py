@@ -37,6 +37,7 @@ from casbusi_assets.storage.warehouse import (
     PARQUET_NAME,
     delete_batch,
     ensure_views,
+    lock_path,
     read_all_batches,
     read_batch,
     write_batch,
@@ -263,8 +264,7 @@ UNMATCHED = "_unmatched"  # folder for rows with no batch (unknown keys, malform
 @contextmanager
 def _table_lock(warehouse: Path) -> Iterator[None]:
     """Two imports at once must not lose each other's rows (each rewrites shared batch files)."""
-    lock = warehouse / TABLE / ".lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_path(warehouse, TABLE)  # a local file, also when the warehouse is on s3://
     with lock.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -339,7 +339,9 @@ def mask_pixels(path: str) -> np.ndarray:
     """A stored archive mask as booleans (for checks and tests)."""
     import cv2
 
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    from casbusi_assets.storage.files import read_image
+
+    img = read_image(path, cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise FileNotFoundError(path)
     return img > 0

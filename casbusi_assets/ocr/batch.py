@@ -18,6 +18,7 @@ import pandas as pd
 from casbusi_assets.ocr.engines import OcrEngine
 from casbusi_assets.ocr.reading import read_annotation
 from casbusi_assets.shared.parallel import Progress
+from casbusi_assets.storage.files import list_files, read_image
 
 FIELDS = ("area", "laterality", "orientation", "clock_pos", "nipple_dist_cm")
 
@@ -56,7 +57,7 @@ def region_union(us_regions_json: str | None) -> tuple[int, int, int, int] | Non
 
 
 def load_png(path: str | Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = read_image(path, cv2.IMREAD_UNCHANGED)  # a local path or an s3:// URL
     if image is None:
         raise FileNotFoundError(f"cannot read image file {path}")
     if image.ndim == 3:
@@ -72,8 +73,8 @@ def _sources(
     for _, row in videos.iterrows():
         first = None
         if row.get("status") == "ok" and row.get("frames_dir"):
-            frames = sorted(Path(row["frames_dir"]).glob("frame_*.png"))
-            first = str(frames[0]) if frames else None
+            frames = list_files(row["frames_dir"], "frame_*.png")  # local folder or s3:// URL
+            first = frames[0] if frames else None
         yield "video", row, first
 
 

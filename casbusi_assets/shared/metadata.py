@@ -32,9 +32,11 @@ def contact_sheet(
     import cv2
     import numpy as np
 
+    from casbusi_assets.storage.files import read_image
+
     tiles = []
     for path in paths[:limit]:
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = read_image(path, cv2.IMREAD_COLOR)  # a local path or an s3:// URL
         if img is None:
             continue
         scale = tile / max(img.shape[:2])

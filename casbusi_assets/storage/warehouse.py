@@ -171,6 +171,15 @@ def delete_batch(warehouse: DataPath, table: str, batch_id: str) -> None:
         folder.rmdir()
 
 
+def table_glob(warehouse: DataPath, table: str) -> str | None:
+    """The glob of a table's batch files for DuckDB's read_parquet (a URL on object storage:
+    query it through `connect(warehouse)`), or None when no batch file exists (DuckDB fails on a
+    glob that matches nothing)."""
+    if not _batch_files(warehouse, table):
+        return None
+    return f"{_root_str(warehouse)}/{table}/batch_id=*/{PARQUET_NAME}"
+
+
 def batch_ids(warehouse: DataPath, table: str) -> list[str]:
     """The batches that hold a file of `table`."""
     return [f.parent.name.split("=", 1)[1] for f in _batch_files(warehouse, table)]
