@@ -1,15 +1,17 @@
 """The whole `ocr_table` step, two readers side by side in one run (e.g. before / after a change).
 
     .venv/bin/python benchmarks/bench_ocr_side_by_side.py --before /tmp/ocr_before \
-        [--patients 20] [--seed 8808] [--rounds 2] [--varied-share 0.6]
+        [--also previous=/tmp/ocr_prev] [--patients 20] [--seed 8808] [--rounds 2] \
+        [--varied-share 0.6]
 
 `--before` is a checkout of the project at the old commit (`git worktree add /tmp/ocr_before
 f60f5db`). One batch is generated with the current generator; each reader then runs in its own
 process with PYTHONPATH pointing at its tree: it ingests the batch into a home of its own
 (untimed: catalog, images, clips) and materialises `ocr_table` alone through Dagster, which is
 what is timed (engine start-up, PNG loading, OCR, parsing, Parquet). Rounds alternate
-before / after so that a change in machine load hits both alike; the load average is printed
-with every step.
+before / after (and any `--also` trees, between them) so that a change in machine load hits
+all alike; the load average is printed with every step, and the summary gives each reader's
+median and its ratio to "before" round by round.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", required=True, help="project checkout of the old reader")
     ap.add_argument("--after", default=str(Path(__file__).resolve().parents[1]))
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another checkout to time in the same rounds (e.g. an intermediate commit)",
+    )
     ap.add_argument("--patients", type=int, default=20)
     ap.add_argument("--seed", type=int, default=8808)
     ap.add_argument("--rounds", type=int, default=2)
@@ -76,10 +86,15 @@ def main() -> None:
     )
     print("\n| round | reader | tree | rows | step seconds | images/s | load start / end |")
     print("|---|---|---|---|---|---|---|")
-    results: dict[str, list[float]] = {"before": [], "after": []}
+    trees = {"before": args.before}
+    for item in args.also:
+        name, _, path = item.partition("=")
+        trees[name] = path
+    trees["after"] = args.after
+    results: dict[str, list[float]] = {name: [] for name in trees}
     for k in range(args.rounds):
-        for name in ("before", "after"):
-            tree = args.before if name == "before" else args.after
+        # odd rounds in the other order, so that neither reader always runs first
+        for name, tree in list(trees.items())[:: 1 if k % 2 == 0 else -1]:
             env = {**os.environ, "PYTHONPATH": tree, "CASBUSI_OCR_ENGINE": "rapidocr"}
             proc = subprocess.run(
                 [sys.executable, "-c", _STEP, str(files.zip_path), str(tmp / f"home_{name}")],
@@ -91,18 +106,28 @@ def main() -> None:
             )
             if proc.returncode != 0:
                 print(f"| {k + 1} | {name} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
+                results[name].append(float("nan"))
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             rate = r["rows"] / r["seconds"]
             results[name].append(rate)
             print(
                 f"| {k + 1} | {name} | {r['tree']} | {r['rows']} | {r['seconds']:.1f} | "
-                f"{rate:.2f} | {r['load']:.1f} / {r['load_end']:.1f} |"
+                f"{rate:.2f} | {r['load']:.1f} / {r['load_end']:.1f} |",
+                flush=True,
             )
     print()
+    base = results["before"]
     for name, rates in results.items():
-        if rates:
-            print(f"{name}: mean {sum(rates) / len(rates):.2f} images/s over {len(rates)} rounds")
+        ok = [x for x in rates if x == x]
+        if not ok:
+            continue
+        ratios = [a / b for a, b in zip(rates, base, strict=True) if a == a and b == b]
+        print(
+            f"{name}: median {statistics.median(ok):.2f} images/s, mean "
+            f"{statistics.fmean(ok):.2f} over {len(ok)} rounds; vs before, round by round: "
+            + ", ".join(f"{x:.2f}" for x in ratios)
+        )
 
 
 if __name__ == "__main__":

@@ -248,10 +248,12 @@ _add(
     ["LONG", "LON", "LNG", "SAG", "SAGITTAL", "SAGITAL", "SAGT", "LONGITUDINAL", "LONGIT"],
 )
 _add("orientation", "oblique", ["OBL", "OBLIQUE", "OBLQ", "OBLIQ"])
-_add("quadrant", "uoq", ["UOQ"])
-_add("quadrant", "uiq", ["UIQ"])
-_add("quadrant", "loq", ["LOQ"])
-_add("quadrant", "liq", ["LIQ"])
+# ...O for ...Q: the recogniser's usual misread of the quadrant's last letter (no scanner or
+# practice word is spelled UOO, UIO, LOO or LIO)
+_add("quadrant", "uoq", ["UOQ", "UOO"])
+_add("quadrant", "uiq", ["UIQ", "UIO"])
+_add("quadrant", "loq", ["LOQ", "LOO"])
+_add("quadrant", "liq", ["LIQ", "LIO"])
 # Words that set no field but must be known so that glued text can be split around them
 # ("LEFTAXILLALN" is LEFT AXILLA LN).
 _add(

@@ -5,8 +5,10 @@ finds is sorted into scanner chrome and the sonographer's annotation by content 
 sits relative to the ultrasound field. Nothing is excluded for its position alone.
 
 1. **Detect** text lines over the whole screen (gamma 2.0 first: it separates white text from
-   bright speckle). The detector's input is capped at ``det_side`` (800 px on the longest
-   side; measured, see benchmarks/README.md "OCR anywhere on the screen").
+   bright speckle). The detector first sees the screen shrunk to ``det_first_side`` (640 px on
+   the longest side, and at most ``det_first_scale`` = 0.8 of it); only when that pass finds no
+   side is it run again at ``det_side`` (800 px), and the lines both passes found are not
+   recognised twice (measured, see benchmarks/README.md "OCR anywhere on the screen").
 2. **Group** the line boxes into blocks: boxes on one row within 1.5 line heights of each other,
    and rows stacked at most 0.8 line heights apart that overlap horizontally (a label split
    over two or three lines, beside the body marker, in a corner, inside the field).
@@ -18,15 +20,23 @@ sits relative to the ultrasound field. Nothing is excluded for its position alon
    panels, 8-14 lines each) come last, since a label drawn right against a panel joins its
    block. A lone glyph (a box no wider than 1.3 line heights with nothing on its row within
    two line heights and nothing stacked on it: ruler digits, R/L/P markers, caliper crosses)
-   is never recognised.
+   is never recognised, nor is a box over three times the screen's median box height
+   (speckle taken for text; it would link the field's blocks with the header and panels).
+   Once a block on or beside the field names a field other than the area ("RADIAL",
+   "4:30 LONG") but no side, the header band and the panels are not read at all: they are
+   chrome. A parameter panel is read first at its two first and two last rows, at boxes a
+   quarter taller or wider than its median and at rows holding two boxes; its uniform middle
+   only when those hold an annotation word (a label drawn against a panel joins it at an
+   end or beside a row).
    Engines without a separate detector (EasyOCR, test fakes) read everything at once and the
    same sorting applies.
 4. **Sort** what was read. Box by box (the reason goes into ``all_boxes``): ``non_ascii``,
    ``low_score`` (below ``min_score``), ``caliper_mark`` (``+``/``x`` only), ``single_glyph``
    (kept when it sits on a row right next to kept text: "L" + "BREAST"), ``chrome`` (the whole
    box is chrome by pattern: ``D1 1.23 cm`` legends, MI/TIS, frame rates, dates, probe names,
-   see ``parsing.is_chrome``), ``not_read`` (left unrecognised once the side was found, or a
-   lone glyph). Then block by block:
+   see ``parsing.is_chrome``), ``not_read`` (left unrecognised once the side was found, a
+   header or panel skipped, or a lone glyph), ``not_text`` (too tall for a line). Then block
+   by block:
 
    - ``no_annotation_words``: nothing in the block sets a field (institution names, "2D THI").
    - ``header``: the block lies above the field's top edge and does not name the side. The
@@ -78,6 +88,16 @@ DEFAULT_GAMMA = 2.0
 # anywhere on the screen": 640 lost labels on 1024- and 1280-wide screens, 960 cost a third
 # more detector time than 800 for the same labels on the development seeds).
 DEFAULT_DET_SIDE = 800
+# ... but the detector runs at this size first, and at DEFAULT_DET_SIDE only on screens where
+# that found no side (benchmarks/README.md: the same sides found, a third less detector time).
+DEFAULT_DET_FIRST_SIDE = 640
+# ... and at most this share of the screen's longest side (a 640x480 screen is first read at
+# 512 px); never below MIN_DET_SIDE.
+DEFAULT_DET_FIRST_SCALE = 0.8
+MIN_DET_SIDE = 320
+# A line box of the second detection pass overlapping one of the first this much (IoU) is the
+# same line: its text is taken from the first pass instead of being recognised again.
+CACHE_IOU = 0.7
 # height of the tiles of the second pass over the top of the field, for a 600-line screen
 TOP_TILE_HEIGHT = 96
 # White top-hat of the last-resort top strip pass: kernel (px on a 600-line screen) and the
@@ -257,6 +277,13 @@ ROW_GAP_LINES = 1.5
 STACK_GAP_LINES = 0.8
 # A block of this many rows outside the field is a parameter panel (annotations have 1-3).
 PANEL_ROWS = 5
+# A detected box this many times the median box height, or this share of the screen's
+# height, is speckle, not a line of text (labels are at most about twice the chrome's size).
+TALL_LINES = 3.0
+TALL_SCREEN = 0.15
+# A panel's rows read first: this many at each end, and rows this much taller or wider.
+PANEL_END_ROWS = 2
+PANEL_ODD = 1.25
 # A box no wider than this many line heights is one glyph.
 GLYPH_ASPECT = 1.3
 
@@ -357,6 +384,8 @@ def read_annotation(
     gamma: float = DEFAULT_GAMMA,
     top_pass: bool = True,
     det_side: int | None = DEFAULT_DET_SIDE,
+    det_first_side: int | None = DEFAULT_DET_FIRST_SIDE,
+    det_first_scale: float = DEFAULT_DET_FIRST_SCALE,
 ) -> OcrReading:
     """Read the burned-in annotation of one capture (grey H x W or RGB H x W x 3).
 
@@ -399,35 +428,28 @@ def read_annotation(
     detect = getattr(engine, "detect", None)
     recognize = getattr(engine, "recognize", None)
     if callable(detect) and callable(recognize):
-        t0 = time.perf_counter()
-        found = detect(screen, limit_side_len=det_side) if det_side else detect(screen)
-        quads = np.asarray(found, dtype=np.float32).reshape(-1, 4, 2)
-        ocr_ms += (time.perf_counter() - t0) * 1000.0
-        boxes = [_shift_box(_quad_box(q, screen.shape), scale) for q in quads]
-        lone = {i for i in range(len(boxes)) if _lone_glyph(i, boxes)}
-        members = [i for i in range(len(boxes)) if i not in lone]
-        order: list[tuple[int, float, list[int]]] = []
-        for group in _blocks([boxes[i] for i in members]):
-            idx = [members[k] for k in group]
-            tier = _TIER[_where([boxes[i] for i in idx], field_box)]
-            # within a tier, the block with the tallest lines first: labels are written larger
-            # than chrome, so the label is usually the first block read
-            height = float(np.median([_height(boxes[i]) for i in idx]))
-            order.append((tier, -height, idx))
-        order.sort(key=lambda t: (t[0], t[1]))
+        # the detector at the small size first, at the full size only when that found no side
+        sides: list[int | None] = [det_side]
+        longest = max(screen.shape[:2])
+        first = min(det_first_side or 0, det_side or 0, round(det_first_scale * longest))
+        if first >= MIN_DET_SIDE and first < min(det_side or 0, longest):
+            sides = [first, det_side]
+        cache: dict[Box, TextBox | None] = {}
+        result: _Assembled | None = None
         raw: list[TextBox] = []
-        done: set[int] = set(lone)
-        result = _assemble(raw, min_score, field_box)
-        for _, _, block in order:
-            t0 = time.perf_counter()
-            raw += _shift(recognize(screen, quads[block]), 0, 0, scale)
-            ocr_ms += (time.perf_counter() - t0) * 1000.0
-            done.update(block)
-            result = _assemble(raw, min_score, field_box)
-            if result.parsed.laterality != "unknown":
+        unread: list[ReadBox] = []
+        for side in sides:
+            if result is not None and result.parsed.laterality != "unknown":
                 break
-        unread = [ReadBox("", 0.0, boxes[i], "not_read") for i in range(len(boxes))]
-        unread = [b for i, b in enumerate(unread) if i not in done or i in lone]
+            t0 = time.perf_counter()
+            found = detect(screen, limit_side_len=side) if side else detect(screen)
+            quads = np.asarray(found, dtype=np.float32).reshape(-1, 4, 2)
+            ocr_ms += (time.perf_counter() - t0) * 1000.0
+            read = _read_blocks(screen, quads, recognize, cache, scale, min_score, field_box)
+            ocr_ms += read.ms
+            if result is None or _better(read.result, result):
+                result, raw, unread = read.result, read.raw, read.unread
+        assert result is not None
     else:
         t0 = time.perf_counter()
         raw = _shift(engine.read(screen), 0, 0, scale)
@@ -472,6 +494,160 @@ def read_annotation(
         lines=result.lines,
         field_box=field_box,
     )
+
+
+@dataclass
+class _BlockRead:
+    result: _Assembled
+    raw: list[TextBox]
+    unread: list[ReadBox]
+    ms: float
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / max(1, union)
+
+
+def _cached(box: Box, cache: dict[Box, TextBox | None]) -> tuple[bool, TextBox | None]:
+    """What an earlier detection pass already read for (nearly) this line box."""
+    if box in cache:
+        return True, cache[box]
+    for k, tb in cache.items():
+        if _iou(box, k) >= CACHE_IOU:
+            return True, tb
+    return False, None
+
+
+def _read_blocks(
+    screen: np.ndarray,
+    quads: np.ndarray,
+    recognize: Any,
+    cache: dict[Box, TextBox | None],
+    scale: float,
+    min_score: float,
+    field_box: Box | None,
+) -> _BlockRead:
+    """Recognise the detected lines block by block, most likely first (module docstring, 3).
+
+    ``cache`` maps line boxes (screen coordinates) to what was read there by an earlier pass
+    over the same screen (None: nothing kept); lines found again are not recognised twice.
+    """
+    # screen coordinates (what the engine returns) and image coordinates (geometry, output)
+    sboxes = [_quad_box(q, screen.shape) for q in quads]
+    boxes = [_shift_box(b, scale) for b in sboxes]
+    # not a text line: speckle the detector took for text, many lines tall (it would link the
+    # field's blocks with the header and panels, and costs a recognition for nothing)
+    tall = _too_tall(boxes, screen.shape[0] / scale)
+    lone = {i for i in range(len(boxes)) if i not in tall and _lone_glyph(i, boxes)}
+    members = [i for i in range(len(boxes)) if i not in lone and i not in tall]
+    order: list[tuple[int, float, list[int]]] = []
+    for group in _blocks([boxes[i] for i in members]):
+        idx = [members[k] for k in group]
+        tier = _TIER[_where([boxes[i] for i in idx], field_box)]
+        # within a tier, the block with the tallest lines first: labels are written larger
+        # than chrome, so the label is usually the first block read
+        height = float(np.median([_height(boxes[i]) for i in idx]))
+        order.append((tier, -height, idx))
+    order.sort(key=lambda t: (t[0], t[1]))
+    raw: list[TextBox] = []
+    done: set[int] = lone | tall
+    ms = 0.0
+    result = _assemble(raw, min_score, field_box)
+
+    def read(idx: list[int]) -> list[TextBox]:
+        nonlocal ms
+        out: list[TextBox] = []
+        todo = []
+        for i in idx:
+            hit, tb = _cached(sboxes[i], cache)
+            if not hit:
+                todo.append(i)
+            elif tb is not None:
+                out.append(tb)
+        if todo:
+            t0 = time.perf_counter()
+            got = recognize(screen, quads[todo])
+            ms += (time.perf_counter() - t0) * 1000.0
+            by_box = {tb.box: tb for tb in got}
+            for i in todo:
+                cache[sboxes[i]] = by_box.get(sboxes[i])
+            out += got
+        done.update(idx)
+        return _shift(out, 0, 0, scale)
+
+    for tier, _, block in order:
+        if tier >= _TIER["header"] and annotation_fields(result.parsed) - {"area"}:
+            # the field and its surroundings hold a label (it names more than an area) but
+            # not the side: the header band and the parameter panels are chrome, not read
+            break
+        if tier == _TIER["panel"]:
+            # A parameter panel is read where a label drawn against it would join it (its
+            # first and last rows, rows taller or wider than the panel's own, rows holding
+            # two boxes); its uniform middle rows only when those hold an annotation word.
+            probe = _panel_probe([boxes[i] for i in block])
+            got = read([block[k] for k in probe])
+            raw += got
+            if any(annotation_fields(parse_annotation(_ascii_text(tb.text))) for tb in got):
+                raw += read([i for k, i in enumerate(block) if k not in probe])
+        else:
+            raw += read(block)
+        result = _assemble(raw, min_score, field_box)
+        if result.parsed.laterality != "unknown":
+            break
+    unread = [
+        ReadBox("", 0.0, boxes[i], "not_text" if i in tall else "not_read")
+        for i in range(len(boxes))
+        if i not in done or i in lone or i in tall
+    ]
+    return _BlockRead(result, raw, unread, ms)
+
+
+def _too_tall(boxes: list[Box], screen_h: float) -> set[int]:
+    """Boxes too tall to be a line of text: over ``TALL_LINES`` times the screen's median box
+    height (with three boxes or more to take a median of), or over ``TALL_SCREEN`` of the
+    screen's height."""
+    if not boxes:
+        return set()
+    median = float(np.median([_height(b) for b in boxes])) if len(boxes) >= 3 else np.inf
+    return {
+        i
+        for i, b in enumerate(boxes)
+        if _height(b) > TALL_LINES * median or _height(b) > TALL_SCREEN * screen_h
+    }
+
+
+def _panel_probe(block: list[Box]) -> set[int]:
+    """Indices of the rows of a parameter panel worth reading first (see :func:`_read_blocks`).
+
+    The first and last ``PANEL_END_ROWS`` rows (a label stacked on the panel joins it there),
+    rows holding more than one box (a label on a row of the panel, beside it), and boxes
+    taller or wider than the panel's own rows by ``PANEL_ODD`` (labels are written larger and
+    longer than ``Gn 53``).
+    """
+    rows = _line_order(block)
+    heights = np.median([_height(b) for b in block])
+    widths = np.median([b[2] - b[0] for b in block])
+    probe: set[int] = set()
+    for r, row in enumerate(rows):
+        if r < PANEL_END_ROWS or r >= len(rows) - PANEL_END_ROWS or len(row) > 1:
+            probe.update(row)
+    for k, b in enumerate(block):
+        if _height(b) > PANEL_ODD * heights or b[2] - b[0] > PANEL_ODD * widths:
+            probe.add(k)
+    return probe
+
+
+def _better(new: _Assembled, old: _Assembled) -> bool:
+    """Whether a second detection pass read more of the annotation than the first."""
+    if (new.parsed.laterality != "unknown") != (old.parsed.laterality != "unknown"):
+        return new.parsed.laterality != "unknown"
+    return len(annotation_fields(new.parsed)) > len(annotation_fields(old.parsed))
 
 
 @dataclass

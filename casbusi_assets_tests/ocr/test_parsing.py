@@ -58,6 +58,11 @@ CASES: list[tuple[str, str, str, str, str | None, float | None]] = [
     ("R 12:00 7CM FN\nRAD", "breast", "right", "radial", "12:00", 7.0),
     ("L UOQ", "breast", "left", U, "uoq", None),
     ("LTUIQ 4CM FN RAD", "breast", "left", "radial", "uiq", 4.0),
+    ("RT BREAST UIO 4CM FN LONG", "breast", "right", "long", "uiq", 4.0),  # Q read as O
+    ("RIGHT BREAST LIO 5CM FN ANTIRADIAL", "breast", "right", "anti-radial", "liq", 5.0),
+    ("LT LOO 2CM FN", "breast", "left", U, "loq", 2.0),
+    ("L UOO", "breast", "left", U, "uoq", None),
+    ("LT BREAST 2:00 BALLOON LOOK", "breast", "left", U, "2:00", None),
     ("RIGHT SUPRACLAVLONG", "supraclavicular", "right", "long", None, None),
     ("SALT BASALT", U, U, U, None, None),
     ("LT BRUOQ\nLONG", "breast", "left", "long", "uoq", None),
