@@ -1,13 +1,16 @@
-"""Two batches through the Celery executor with the Dagster instance on PostgreSQL.
+"""Two batches through the Celery executor with the Dagster instance on PostgreSQL and the
+warehouse and files on s3://.
 
 Everything runs on loopback and is stopped at the end: a throwaway PostgreSQL cluster, a Redis
-broker, two Celery worker processes (listening on the default and the `gpu` queue). The runs,
-partitions and materialisations are then read back from Postgres, and the tables through
-`casbusi sql`. Run by `make test-distributed` (which `make test` calls); it needs the Debian
-packages postgresql and redis-server, which the target installs when missing.
+broker, an S3-protocol server (moto), two Celery worker processes (listening on the default and
+the `gpu` queue). The runs, partitions and materialisations are then read back from Postgres, the
+Parquet and PNG objects from the bucket, and the tables through `casbusi sql`; `casbusi
+delete-batch` removes a batch's objects. Run by `make test-distributed` (which `make test`
+calls); it needs the Debian packages postgresql and redis-server, which the target installs when
+missing, and moto[server] and s3fs from the test extra.
 
-Tables and files stay on the local filesystem, which every process here shares; object storage
-(s3://) is not wired yet (see README "Scaling out").
+Only configuration changes between this and a local home: CASBUSI_DATA_URL=s3://bucket/prefix and
+the standard AWS variables (endpoint, keys) in the environment of every process.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PGBIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=None, key=lambda p: p.parent.name)
 SELECT = "dicom_catalog,image_table,video_table,ocr_table"
+BUCKET = "casbusi-lake"
+DATA_URL = f"s3://{BUCKET}/casbusi"
+SECRET = "casbusi-test-secret-0f3a9c"  # must never show up in logs or the event log
 
 
 def _free_port() -> int:
@@ -131,6 +137,44 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server on a free loopback port, with a bucket; yields the env every process
+    needs (the standard AWS variables: nothing project-specific carries credentials)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "casbusi-test-key",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+    }
+    try:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()
+        s3fs.S3FileSystem().mkdir(BUCKET)
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
 def _asset_name(stored: str) -> str:
     """event_logs.asset_key holds the key as JSON: a list of path parts, or {"path": [...]}."""
     value = json.loads(stored)
@@ -148,8 +192,8 @@ def _psql(env: dict[str, str], sql: str) -> list[list[str]]:
     return [line.split("\t") for line in out.splitlines() if line]
 
 
-def test_two_batches_on_celery_workers_with_the_instance_on_postgres(
-    postgres: dict[str, str], redis_url: str, tmp_path: Path
+def test_two_batches_on_celery_workers_with_the_instance_on_postgres_and_data_on_s3(
+    postgres: dict[str, str], redis_url: str, s3_server: dict[str, str], tmp_path: Path
 ) -> None:
     from casbusi_assets.synthetic import generate_batches
 
@@ -160,6 +204,8 @@ def test_two_batches_on_celery_workers_with_the_instance_on_postgres(
     env = {
         **os.environ,
         **postgres,
+        **s3_server,
+        "CASBUSI_DATA_URL": DATA_URL,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",  # dagster-celery runs `celery` from PATH
         "DAGSTER_HOME": str(dagster_home),
         "CASBUSI_HOME": str(home),
@@ -279,3 +325,67 @@ def test_two_batches_on_celery_workers_with_the_instance_on_postgres(
     assert out[0] == "batch_id,n"
     assert [line.split(",")[0] for line in out[1:]] == ["batch_001", "batch_002"]
     assert all(int(line.split(",")[1]) > 0 for line in out[1:])
+    n_images = {b: int(n) for b, n in (line.split(",") for line in out[1:])}
+
+    # The tables and files are objects in the bucket; nothing of them is in the local home.
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    keys = set(fs.find(f"{BUCKET}/casbusi"))
+    for table in SELECT.split(","):
+        for b in batches:
+            assert f"{BUCKET}/casbusi/warehouse/{table}/batch_id={b.batch_id}/data.parquet" in keys
+    assert not (home / "warehouse").exists() and not (home / "files").exists()
+    paths = _sql(
+        env,
+        home,
+        "SELECT batch_id, image_path FROM image_table WHERE status = 'ok' ORDER BY 1, 2",
+    )
+    assert {b for b, _ in paths} == {"batch_001", "batch_002"}
+    for batch, url in paths:
+        assert url.startswith(f"{DATA_URL}/files/image_table/{batch}/") and url.endswith(".png")
+        assert url.removeprefix("s3://") in keys
+    for b in batches:
+        pngs = [
+            k for k in keys if k.startswith(f"{BUCKET}/casbusi/files/image_table/{b.batch_id}/")
+        ]
+        assert len(pngs) == n_images[b.batch_id] == sum(1 for x, _ in paths if x == b.batch_id)
+        assert all(k.endswith(".png") for k in pngs)
+    frames = _sql(env, home, "SELECT frames_dir FROM video_table WHERE status = 'ok'")
+    assert frames, "the generated batches hold clips"
+    for (folder,) in frames:
+        assert folder.startswith(f"{DATA_URL}/files/video_table/")
+        assert any(k.startswith(folder.removeprefix("s3://") + "/frame_") for k in keys)
+    # A stored PNG reads back through the same helper every stage uses.
+    from casbusi_assets.storage.files import read_image
+
+    assert read_image(paths[0][1]) is not None
+    # The credentials went nowhere: not into the event log, not into a worker's log.
+    assert SECRET not in events and all(SECRET not in log for log in worker_logs)
+
+    # delete-batch removes the batch's objects too.
+    subprocess.run(
+        [str(BIN / "casbusi"), "--home", str(home), "delete-batch", "batch_002"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    left = set(fs.find(f"{BUCKET}/casbusi"))
+    assert not [k for k in left if "batch_002" in k]
+    assert {k for k in left if "batch_001" in k} == {k for k in keys if "batch_001" in k}
+    assert [b for b, _ in _sql(env, home, "SELECT DISTINCT batch_id, 1 FROM image_table")] == [
+        "batch_001"
+    ]
+
+
+def _sql(env: dict[str, str], home: Path, query: str) -> list[list[str]]:
+    """Rows of `casbusi sql --csv`, header dropped."""
+    out = subprocess.run(
+        [str(BIN / "casbusi"), "--home", str(home), "sql", "--csv", query],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    return [line.split(",") for line in out[1:]]
