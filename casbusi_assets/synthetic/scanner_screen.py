@@ -949,17 +949,59 @@ def _draw_body_marker(
         )
 
 
-# Caliper mark shapes: classic draws "+" and "x"; varied adds small crosses, dotted endpoints
-# (a filled dot) and the outlined "+" some vendors draw (a light cross with a dark rim).
-CALIPER_SHAPES = ("+", "x", "small_cross", "dot", "outlined_plus")
-CALIPER_COLOURS = {"white": (245, 245, 245), "yellow": YELLOW, "green": (40, 230, 60)}
+# Caliper mark shapes: classic draws "+" and "x"; the varied style's first ("legacy") look adds
+# small crosses, dotted endpoints (a filled dot) and the outlined "+" some vendors draw (a light
+# cross with a dark rim); its "wide" look adds every family below (issue 9: a detector must not
+# learn one vendor's glyphs): crosses tilted at any angle, stars (8 arms) and asterisks (6),
+# diamonds (open, filled), open circles, points of 2-5 px, square brackets "[ ]", arrowheads.
+LEGACY_CALIPER_SHAPES = ("+", "x", "small_cross", "dot", "outlined_plus")
+WIDE_CALIPER_SHAPES = (
+    "tilted_cross",
+    "star",
+    "asterisk",
+    "diamond",
+    "filled_diamond",
+    "circle",
+    "point",
+    "bracket",
+    "arrowhead",
+    "open_arrowhead",
+)
+CALIPER_SHAPES = LEGACY_CALIPER_SHAPES + WIDE_CALIPER_SHAPES
+CALIPER_COLOURS = {
+    "white": (245, 245, 245),
+    "yellow": YELLOW,
+    "green": (40, 230, 60),
+    "grey": (190, 190, 190),
+    "cyan": (0, 255, 255),
+}
+_LEGACY_COLOURS = ("white", "yellow", "green")
 
 
-def _mark_mask(shape: str, s: int, thick: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """Footprint of a mark centred in a (2r+1)^2 patch: (stroke mask, dark rim mask or None)."""
+def _rot(c: int, pts: list[tuple[float, float]], angle: float) -> np.ndarray:
+    """Points (dx, dy) about the patch centre rotated by `angle` degrees, in cv2 fixed point
+    (shift 4: sixteenths of a pixel), so tilted strokes land where the geometry says."""
+    a = np.deg2rad(angle)
+    ca, sa = np.cos(a), np.sin(a)
+    out = [(c + dx * ca - dy * sa, c + dx * sa + dy * ca) for dx, dy in pts]
+    return np.round(np.array(out) * 16).astype(np.int32)
+
+
+def _mark_mask(
+    shape: str, s: int, thick: int = 1, angle: float = 0.0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Footprint of a mark centred in a (2r+1)^2 patch: (stroke mask, dark rim mask or None).
+
+    `s` is the half size (arm length; a point's diameter), `angle` (degrees) turns the tilted
+    and wide shapes (an arrowhead points along it)."""
     r = s + thick + 2
     m = np.zeros((2 * r + 1, 2 * r + 1), dtype=np.uint8)
     c = r
+
+    def seg(p0: tuple[float, float], p1: tuple[float, float]) -> None:
+        q = _rot(c, [p0, p1], angle)
+        cv2.line(m, tuple(map(int, q[0])), tuple(map(int, q[1])), 1, thick, cv2.LINE_8, 4)
+
     if shape in ("+", "small_cross", "outlined_plus"):
         cv2.line(m, (c - s, c), (c + s, c), 1, thick)
         cv2.line(m, (c, c - s), (c, c + s), 1, thick)
@@ -968,6 +1010,40 @@ def _mark_mask(shape: str, s: int, thick: int = 1) -> tuple[np.ndarray, np.ndarr
         cv2.line(m, (c - s, c + s), (c + s, c - s), 1, thick)
     elif shape == "dot":
         cv2.circle(m, (c, c), s, 1, -1)
+    elif shape in ("tilted_cross", "star", "asterisk"):
+        step = {"tilted_cross": 90.0, "star": 45.0, "asterisk": 60.0}[shape]
+        for k in range(int(round(180 / step))):
+            t = np.deg2rad(k * step)
+            seg((-s * np.cos(t), -s * np.sin(t)), (s * np.cos(t), s * np.sin(t)))
+    elif shape in ("diamond", "filled_diamond"):
+        q = _rot(c, [(s, 0), (0, s), (-s, 0), (0, -s)], angle)
+        if shape == "diamond":
+            cv2.polylines(m, [q], True, 1, thick, cv2.LINE_8, 4)
+        else:
+            cv2.fillConvexPoly(m, q, 1, cv2.LINE_8, 4)
+    elif shape == "circle":
+        cv2.circle(m, (c, c), s, 1, thick)
+    elif shape == "point":
+        d = max(2, s)  # a dotted endpoint: a square point of d px, corners cut from 4 px
+        o = c - (d - 1) // 2
+        m[o : o + d, o : o + d] = 1
+        if d >= 4:
+            m[o, o] = m[o, o + d - 1] = m[o + d - 1, o] = m[o + d - 1, o + d - 1] = 0
+    elif shape == "bracket":
+        serif = max(2.0, s / 2)
+        for sign in (-1, 1):  # "[" on the left, "]" on the right, both facing the centre
+            seg((sign * s, -s), (sign * s, s))
+            seg((sign * s, -s), (sign * (s - serif), -s))
+            seg((sign * s, s), (sign * (s - serif), s))
+    elif shape in ("arrowhead", "open_arrowhead"):
+        # Tip half a size ahead of the centre, barbs half a size behind: the mark is centred
+        # on the measured point, pointing along `angle`.
+        tip, back, half = (s / 2, 0.0), (-s / 2, -s * 0.6), (-s / 2, s * 0.6)
+        if shape == "arrowhead":
+            cv2.fillConvexPoly(m, _rot(c, [tip, back, half], angle), 1, cv2.LINE_8, 4)
+        else:
+            seg(tip, back)
+            seg(tip, half)
     else:
         raise ValueError(f"unknown caliper shape {shape!r}")
     rim = None
@@ -984,10 +1060,11 @@ def _draw_mark(
     s: int,
     color: tuple[int, ...],
     thick: int = 1,
+    angle: float = 0.0,
 ) -> tuple[int, int, int, int]:
     """Draw one caliper mark centred on (x, y); return its box (x, y, w, h) in image pixels,
     rim included, clipped to the image."""
-    mask, rim = _mark_mask(shape, s, thick)
+    mask, rim = _mark_mask(shape, s, thick, angle)
     r = mask.shape[0] // 2
     h, w = img.shape[:2]
     x0, y0 = max(0, x - r), max(0, y - r)
@@ -1020,10 +1097,10 @@ def _draw_calipers(
     avoid: tuple[int, int, int, int] | None,
     color: tuple[int, ...],
     vr: np.random.Generator | None = None,
-) -> tuple[list[dict[str, object]], tuple[int, int, int, int]]:
+) -> tuple[list[dict[str, object]], tuple[int, int, int, int] | None]:
     """Caliper pairs on the lesion axes with a dotted line between each pair, and the
     measurement legend at a field corner. Returns one dict per mark (centre, shape, box
-    [x, y, w, h], colour, size) and the legend box.
+    [x, y, w, h], colour, size, look: classic | legacy | wide) and the legend box.
 
     `vr` (the varied style's stream) varies shape, size, thickness, colour, dot spacing, adds a
     pair on other tissue and puts the shape's glyph in front of each legend line; None is the
@@ -1047,8 +1124,14 @@ def _draw_calipers(
     shapes = ["+" if i % 2 == 0 else "x" for i in range(n_pairs)]
     sizes, thick, spacing, dot_r = [s] * n_pairs, 1, 5.0, 0
     glyphs = False
+    wide = False
+    line, dash = "dotted", 1
     if vr is not None:
-        colour_name = str(vr.choice(list(CALIPER_COLOURS), p=[0.5, 0.3, 0.2]))
+        # The "wide" look (issue 9) most of the time; the first varied look stays as it was.
+        wide = vr.random() >= 0.25
+        names = list(CALIPER_COLOURS) if wide else list(_LEGACY_COLOURS)
+        weights = [0.35, 0.2, 0.15, 0.15, 0.15] if wide else [0.5, 0.3, 0.2]
+        colour_name = str(vr.choice(names, p=weights))
         c = CALIPER_COLOURS[colour_name]
         color = c if img.ndim == 3 else (_grey_level(c),)
         if vr.random() < 0.35:
@@ -1061,37 +1144,75 @@ def _draw_calipers(
             qy_ = int(np.clip(px_[1] + ln * np.sin(th), oy + 14, fx[3] - 15))
             pairs.append((px_, (qx_, qy_)))
         one_shape = vr.random() < 0.6  # most screens use one shape for every pair
-        first = str(vr.choice(CALIPER_SHAPES))
-        shapes = [first if one_shape else str(vr.choice(CALIPER_SHAPES)) for _ in pairs]
+        family = CALIPER_SHAPES if wide else LEGACY_CALIPER_SHAPES
+        first = str(vr.choice(family))
+        shapes = [first if one_shape else str(vr.choice(family)) for _ in pairs]
         thick = 2 if vr.random() < 0.2 else 1
         sizes = []
         for sh in shapes:
-            if sh in ("small_cross", "dot"):
-                sizes.append(int(vr.integers(2, 4)))
+            if not wide:
+                sizes.append(
+                    int(vr.integers(2, 4) if sh in ("small_cross", "dot") else vr.integers(3, 10))
+                )
+            elif sh == "point":
+                sizes.append(int(vr.integers(2, 6)))  # a 2-5 px dotted endpoint
+            elif sh in ("small_cross", "dot", "circle"):
+                sizes.append(int(vr.integers(2, 6)))
             else:
-                sizes.append(int(vr.integers(3, 10)))
+                sizes.append(int(vr.integers(2, 13)))  # marks of 5-25 px
         spacing = float(vr.uniform(3.0, 6.5))
         dot_r = int(vr.random() < 0.25)
         glyphs = vr.random() < 0.6
+        if wide:
+            # Strokes of 1-3 px (never more than a third of the mark), any tilt, and pairs with
+            # a dotted, a dashed or no line at all.
+            thick = int(vr.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
+            angles = [float(vr.uniform(0.0, 180.0)) for _ in pairs]
+            line = str(vr.choice(["dotted", "dashed", "none"], p=[0.6, 0.15, 0.25]))
+            dash = int(vr.integers(2, 5))
+            spacing = (
+                float(vr.uniform(3.0, 8.0)) if line == "dotted" else float(dash + vr.uniform(2, 5))
+            )
+    if not wide:
+        angles = [0.0] * len(pairs)
+    look = "classic" if vr is None else ("wide" if wide else "legacy")
     placed: list[tuple[int, int]] = []
     h_img, w_img = img.shape[:2]
+    ink = color if img.ndim == 3 else color[0]
     for i, (p, q) in enumerate(pairs):
         shape, si = shapes[i], sizes[i]
+        th_i = min(thick, max(1, (2 * si + 1) // 3)) if wide else thick
         # Marks too close to an earlier mark would merge into one: skip the pair.
         if any(np.hypot(x - u, y - v) < 3 * max(si, 3) + 6 for x, y in (p, q) for u, v in placed):
             continue
         length = np.hypot(q[0] - p[0], q[1] - p[1])
-        for t in np.arange(si + 4, length - si - 3, spacing):
-            xx = int(round(p[0] + (q[0] - p[0]) * t / length))
-            yy = int(round(p[1] + (q[1] - p[1]) * t / length))
-            if dot_r:
-                img[yy : yy + 2, xx : xx + 2] = color if img.ndim == 3 else color[0]
-            else:
-                img[yy, xx] = color if img.ndim == 3 else color[0]
-        for x, y in (p, q):
+        if wide and length < 4 * si + 2 * th_i + 10:
+            # The two marks of a short measurement would touch: smaller marks, or no pair.
+            si = int((length - 2 * th_i - 10) // 4)
+            if si < 2:
+                continue
+        start = si + 4 if not wide else si + th_i + 3
+        if line != "none":
+            for t in np.arange(start, length - start + 1, spacing):
+                for u in np.arange(
+                    t, min(t + (dash if line == "dashed" else 1), length - start + 1)
+                ):
+                    xx = int(round(p[0] + (q[0] - p[0]) * u / length))
+                    yy = int(round(p[1] + (q[1] - p[1]) * u / length))
+                    if dot_r and line == "dotted":
+                        img[yy : yy + 2, xx : xx + 2] = ink
+                    else:
+                        img[yy, xx] = ink
+        for k, (x, y) in enumerate((p, q)):
             if not (0 <= x < w_img and 0 <= y < h_img):
                 continue
-            box = _draw_mark(img, x, y, shape, si, color, thick)
+            angle = angles[i]
+            if shape in ("arrowhead", "open_arrowhead"):
+                # Along the measurement, pointing out of it (or, on some screens, into it).
+                o = q if k == 0 else p
+                angle = float(np.degrees(np.arctan2(y - o[1], x - o[0])))
+                angle += 180.0 if angles[i] > 120.0 else 0.0
+            box = _draw_mark(img, x, y, shape, si, color, th_i, angle)
             marks.append(
                 {
                     "x": x,
@@ -1100,10 +1221,13 @@ def _draw_calipers(
                     "box": list(box),
                     "size": si,
                     "colour": colour_name,
+                    "look": look,
                 }
             )
             placed.append((x, y))
         legend.append(fmt.format(i=len(legend) + 1, v=length * delta))
+    if not legend:
+        return marks, None  # every pair skipped: no measurement on this screen
     # Measurement legend in a black box, at a field corner away from the annotation text.
     cap = 9.0 if img.shape[0] < 700 else 11.0
     tw, th_, step = text_size(legend, "hershey_simplex", cap)
