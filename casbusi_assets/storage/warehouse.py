@@ -202,11 +202,13 @@ def tables_present(warehouse: DataPath) -> list[str]:
 EMPTY_NAME = "_empty.parquet"
 
 
-def _view_sql(warehouse: DataPath, table: str) -> str:
+def _view_sql(warehouse: DataPath, table: str, has_batches: bool | None = None) -> str:
     if not _IDENTIFIER.match(table):
         raise ValueError(f"not a table name: {table!r}")
     root = _root_str(warehouse)
-    if not _batch_files(warehouse, table):
+    if has_batches is None:
+        has_batches = bool(_batch_files(warehouse, table))
+    if not has_batches:
         # No batch yet (or the last one was deleted): a glob matching no file fails every query,
         # so the view reads a typed empty file instead and answers "no rows".
         target = f"{root}/{table}/{EMPTY_NAME}"
@@ -279,13 +281,19 @@ def ensure_views(catalog: Path, warehouse: DataPath, tables: Iterable[str]) -> l
     view exists) never opens the catalog and never contends for its lock.
     """
     todo = []
+    # On object storage every listing is a round trip: one listing answers for every table, and
+    # a table's empty file is only checked when its view is (re)created.
+    remote = is_remote(data_path(warehouse))
+    present = set(tables_present(warehouse)) if remote else None
     for table in tables:
-        sql = _view_sql(warehouse, table)
-        if EMPTY_NAME in sql:
+        sql = _view_sql(warehouse, table, None if present is None else table in present)
+        if EMPTY_NAME in sql and not remote:
             _write_empty(warehouse, table)
         marker = _marker(warehouse, table, catalog)
         if not (catalog.exists() and marker.is_file() and marker.read_text() == sql):
             todo.append((table, sql, marker))
+            if EMPTY_NAME in sql and remote:
+                _write_empty(warehouse, table)
     if not todo:
         return []
     catalog.parent.mkdir(parents=True, exist_ok=True)
