@@ -61,6 +61,13 @@ def register_filesystem(con: duckdb.DuckDBPyConnection, warehouse: DataPath) -> 
     protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
     if any(con.filesystem_is_registered(p) for p in protocols):
         return
+    if "s3" in protocols:
+        # A fresh instance whose listings are cached for this connection's life only: DuckDB asks
+        # each file's size and mtime after globbing, which the glob's listing then answers
+        # (measured on moto: 21 requests instead of 151 for a view over 10 batch files).
+        fs = type(fs)(
+            **{**fs.storage_options, "use_listings_cache": True, "skip_instance_cache": True}
+        )
     con.register_filesystem(fs)
 
 
@@ -75,10 +82,24 @@ def _batch_files(warehouse: DataPath, table: str) -> list[DataPath]:
     """The table's batch files, sorted by batch folder."""
     root = data_path(warehouse)
     if is_remote(root):
-        fs, key = root.fs, (root / table).path
-        found = fs.glob(f"{key}/batch_id=*/{PARQUET_NAME}")
-        return [root / table / f[len(key) :].strip("/") for f in sorted(found)]
+        return [root / rel for rel in _remote_batch_keys(root, table)]
     return sorted((root / table).glob(f"batch_id=*/{PARQUET_NAME}"))
+
+
+_BATCH_KEY = re.compile(rf"^([^/]+)/batch_id=[^/]+/{re.escape(PARQUET_NAME)}$")
+
+
+def _remote_batch_keys(root: DataPath, table: str | None = None) -> list[str]:
+    """`<table>/batch_id=<b>/data.parquet` keys under an object-store warehouse, from one
+    recursive listing (a glob walks the prefixes level by level: one request per folder)."""
+    base = (root / table).path if table else root.path
+    prefix = root.path.rstrip("/")
+    try:
+        found = root.fs.find(base)
+    except FileNotFoundError:
+        return []
+    rels = (f[len(prefix) :].lstrip("/") for f in found)
+    return sorted(r for r in rels if _BATCH_KEY.match(r))
 
 
 def conform(df: pd.DataFrame, schema: pa.Schema, table: str) -> pa.Table:
@@ -189,9 +210,7 @@ def tables_present(warehouse: DataPath) -> list[str]:
     root = data_path(warehouse)
     if is_remote(root):
         # one listing for every table rather than one per table folder
-        fs, key = root.fs, root.path.rstrip("/")
-        found = fs.glob(f"{key}/*/batch_id=*/{PARQUET_NAME}")
-        return sorted({f[len(key) :].strip("/").split("/", 1)[0] for f in found})
+        return sorted({rel.split("/", 1)[0] for rel in _remote_batch_keys(root)})
     if not root.is_dir():
         return []
     return sorted(
