@@ -89,6 +89,16 @@ def _batch_files(warehouse: DataPath, table: str) -> list[DataPath]:
 _BATCH_KEY = re.compile(rf"^([^/]+)/batch_id=[^/]+/{re.escape(PARQUET_NAME)}$")
 
 
+def _remote_has_batches(root: DataPath, table: str) -> bool:
+    """Whether a table has a batch file: its `batch_id=` folders, from one delimited listing
+    (delete_batch removes every object of a batch folder, so a folder means a file)."""
+    try:
+        names = root.fs.ls((root / table).path, detail=False)
+    except FileNotFoundError:
+        return False
+    return any(n.rstrip("/").rsplit("/", 1)[-1].startswith("batch_id=") for n in names)
+
+
 def _remote_batch_keys(root: DataPath, table: str | None = None) -> list[str]:
     """`<table>/batch_id=<b>/data.parquet` keys under an object-store warehouse, from one
     recursive listing (a glob walks the prefixes level by level: one request per folder)."""
@@ -302,8 +312,17 @@ def ensure_views(catalog: Path, warehouse: DataPath, tables: Iterable[str]) -> l
     todo = []
     # On object storage every listing is a round trip: one listing answers for every table, and
     # a table's empty file is only checked when its view is (re)created.
-    remote = is_remote(data_path(warehouse))
-    present = set(tables_present(warehouse)) if remote else None
+    tables = list(tables)
+    root = data_path(warehouse)
+    remote = is_remote(root)
+    # a few tables (an IO manager's one): one folder listing each, whatever the batch count
+    present = None
+    if remote:
+        present = (
+            {t for t in tables if _remote_has_batches(root, t)}
+            if len(tables) <= 3
+            else set(tables_present(warehouse))
+        )
     for table in tables:
         sql = _view_sql(warehouse, table, None if present is None else table in present)
         if EMPTY_NAME in sql and not remote:
