@@ -114,8 +114,10 @@ def list_files(folder: PathLike, pattern: str = "*") -> list[str]:
         return sorted(str(f) for f in Path(p).glob(pattern) if f.is_file())
     fs, key = p.fs, p.path
     proto = p.protocol
-    found = fs.glob(f"{key.rstrip('/')}/{pattern}")
-    return sorted(str(UPath(f"{proto}://{f.lstrip('/')}")) for f in found if fs.isfile(f))
+    # detail=True: the listing says which entries are files (no HEAD per entry)
+    found = fs.glob(f"{key.rstrip('/')}/{pattern}", detail=True)
+    files = [f for f, info in found.items() if info.get("type") == "file"]
+    return sorted(str(UPath(f"{proto}://{f.lstrip('/')}")) for f in files)
 
 
 def remove_tree(folder: PathLike) -> None:
