@@ -1,13 +1,33 @@
-"""Ingest throughput: `casbusi run-batch --select dicom_catalog,image_table` vs a naive baseline.
+"""Ingest (dicom_catalog + image_table + video_table) against the bare floor and the naive baseline.
 
-Three runs: `casbusi` is the real CLI path (a Dagster run: catalog with hashes, DICOM-JSON
-headers and validation, then the PNG export, Parquet tables); `casbusi-core` calls the same domain
-functions without Dagster, to show the orchestration overhead. The baseline works the way the original CASBUSI tool did: extract the whole zip to disk, then a
-thread pool that runs a full `pydicom.dcmread` on every file, flattens its tags into a dict, and
-writes each still image with `cv2.imwrite` at its default PNG settings. Both run on the same
-generated batch, in the same invocation, each in its own subprocess (for a clean peak-RSS figure).
+Modes, each run in its own subprocess (so peak RSS and CPU are per run), interleaved `--repeat`
+times in one invocation so machine load hits every mode alike; medians are reported:
 
-    .venv/bin/python benchmarks/bench_ingest.py [--images 500] [--seed 11] [--repeat 1]
+- `floor`: the least any ingest can do. A spawn process pool (one worker per core) reads each
+  member straight from the zip, `pydicom.dcmread`, SHA-256 of the member, decodes the still (or
+  the first and middle frame of a clip), converts colour to grey and writes PNG with OpenCV's
+  default settings. No catalog, no checks, no tables.
+- `naive`: the original CASBUSI tool's way (casbusi-spec.md, section 3): `zipfile.extractall`
+  to disk, then a default `ThreadPoolExecutor` over the files: full `dcmread`, every top-level
+  tag (first item of sequences) flattened to a dict, SHA-256 of the file read back in 4 KB
+  blocks, stills written with `cv2.imwrite` (Doppler kept in colour, otherwise yellow whitened
+  and grey), clips re-read and their first and middle frame written in grey.
+- `casbusi`: `casbusi run-batch ZIP --select dicom_catalog,image_table,video_table`, the real
+  path: a Dagster run, the one-pass ingest step, Parquet tables, per-batch checks.
+- `casbusi-core`: the same one-pass domain function (`pixels.single_pass.ingest_zip`) without
+  Dagster: shows what orchestration adds.
+- `before` (with `--before DIR`): `casbusi run-batch` of an older checkout (e.g. `git archive`
+  of the commit before the one-pass ingest, unpacked in DIR), for the before/after figure.
+
+Wall time is measured by the parent around the whole subprocess (interpreter and imports
+included for every mode); CPU is user+sys of the child and its workers; peak RSS is both the
+largest single process (getrusage maxrss) and the largest sum over the child's process tree
+(sampled from /proc every 50 ms). Run the script with `nice`; children inherit it. The frame
+policy is first and middle frame for all modes, as in the issue.
+
+    nice .venv/bin/python benchmarks/bench_ingest.py --zip /tmp/bench_data/b2000/batch_2000.zip \
+        --repeat 3 [--modes floor,naive,casbusi,casbusi-core] [--before /tmp/old_main] \
+        [--once naive,before]   # modes to run in the first repeat only
 
 Prints a markdown table; the latest figures are in benchmarks/README.md.
 """
@@ -22,34 +42,89 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MODES = ("floor", "naive", "casbusi", "casbusi-core")
+SELECT = "dicom_catalog,image_table,video_table"
 
 
-def _baseline(zip_path: Path, work: Path) -> dict:
-    """The original tool's approach; returns counts and seconds."""
+# --------------------------------------------------------------------------- floor
+
+
+_FLOOR_ZIP: dict = {}
+
+
+def _floor_one(job: tuple[str, str, str]) -> int:
+    import hashlib
+    import zipfile
+    from io import BytesIO
+
+    import cv2
+    import pydicom
+    from pydicom.pixels import get_decoder
+
+    zip_path, name, out = job
+    zf = _FLOOR_ZIP.get(zip_path)
+    if zf is None:
+        zf = _FLOOR_ZIP[zip_path] = zipfile.ZipFile(zip_path)
+    data = zf.read(name)
+    hashlib.sha256(data).hexdigest()
+    try:
+        ds = pydicom.dcmread(BytesIO(data))
+        frames = int(ds.get("NumberOfFrames") or 1)
+        decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
+        written = 0
+        for k, i in enumerate(sorted({0, frames // 2})):
+            arr, _ = decoder.as_array(ds, index=i)
+            if arr.ndim == 3:
+                arr = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+            cv2.imwrite(f"{out}_{k}.png", arr)
+            written += 1
+        return written
+    except Exception:  # noqa: BLE001 - junk members: skipped, as the floor does no catalog
+        return 0
+
+
+def _floor(zip_path: Path, work: Path) -> dict:
+    import multiprocessing
+    import zipfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = work / "png"
+    out.mkdir()
+    with zipfile.ZipFile(zip_path) as zf:
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    jobs = [(str(zip_path), n, str(out / f"{k:06d}")) for k, n in enumerate(names)]
+    workers = len(os.sched_getaffinity(0))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pngs = sum(pool.map(_floor_one, jobs, chunksize=8))
+    return {"pngs": pngs}
+
+
+# --------------------------------------------------------------------------- naive
+
+
+def _naive(zip_path: Path, work: Path) -> dict:
+    import hashlib
     import zipfile
     from concurrent.futures import ThreadPoolExecutor
 
     import cv2
     import numpy as np
     import pydicom
+    from pydicom.pixels import get_decoder
 
-    started = time.perf_counter()
     raw = work / "unzipped"
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(raw)
-    out = work / "images"
+    out = work / "png"
     out.mkdir()
     files = [p for p in raw.rglob("*") if p.is_file()]
 
-    def one(path: Path) -> str:
-        try:
-            ds = pydicom.dcmread(path)
-        except Exception:
-            return "error"
+    def tags(ds) -> dict:
         row = {}
         for elem in ds:
             if elem.keyword == "PixelData":
@@ -60,90 +135,203 @@ def _baseline(zip_path: Path, work: Path) -> dict:
                         row[sub.keyword] = str(sub.value)
             else:
                 row[elem.keyword] = str(elem.value)
-        if "PixelData" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            return "other"
+        return row
+
+    def one(k_path: tuple[int, Path]) -> int:
+        k, path = k_path
         try:
-            arr = ds.pixel_array
-        except Exception:
-            return "error"
-        if arr.ndim == 3:
-            arr = cv2.cvtColor(arr.astype(np.uint8), cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(out / f"{ds.SOPInstanceUID}.png"), arr)
-        return "image"
+            ds = pydicom.dcmread(path)
+        except Exception:  # noqa: BLE001
+            return 0
+        tags(ds)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(4096), b""):
+                digest.update(block)
+        try:
+            frames = int(ds.get("NumberOfFrames") or 1)
+            if frames == 1:
+                arr = ds.pixel_array
+                if arr.ndim == 3 and ds.PhotometricInterpretation == "RGB":
+                    r, g, b = (arr[..., i].astype(int) for i in range(3))
+                    red = ((r - b >= 100) & (r - g >= 100) & (r >= 200)).any()
+                    blue = ((b - r >= 100) & (b - g >= 100) & (b >= 200)).any()
+                    if red and blue:
+                        cv2.imwrite(str(out / f"{k}.png"), cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+                        return 1
+                    arr = arr.copy()
+                    arr[(r == 255) & (g == 255) & (b == 0)] = 255
+                    arr = cv2.cvtColor(arr.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+                elif arr.ndim == 3:
+                    arr = cv2.cvtColor(arr.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+                cv2.imwrite(str(out / f"{k}.png"), arr)
+                return 1
+            # clips: header-only read for the tags, then the frames from a second reader
+            tags(pydicom.dcmread(path, stop_before_pixels=True))
+            full = pydicom.dcmread(path)
+            decoder = get_decoder(full.file_meta.TransferSyntaxUID)
+            written = 0
+            for j, i in enumerate(sorted({0, frames // 2})):
+                arr, _ = decoder.as_array(full, index=i)
+                if arr.ndim == 3:
+                    arr = cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY)
+                cv2.imwrite(str(out / f"{k}_{j}.png"), arr)
+                written += 1
+            return written
+        except Exception:  # noqa: BLE001 - the original prints and drops the file
+            return 0
 
     with ThreadPoolExecutor() as pool:
-        results = list(pool.map(one, files))
-    return {"seconds": time.perf_counter() - started, "images": results.count("image")}
+        pngs = sum(pool.map(one, enumerate(files)))
+    return {"pngs": pngs}
 
 
-def _ours(zip_path: Path, home: Path) -> dict:
+# --------------------------------------------------------------------------- casbusi
+
+
+def _casbusi(zip_path: Path, work: Path) -> dict:
     from casbusi_assets.runner import run_batch
+    from casbusi_assets.storage import warehouse
     from casbusi_assets.storage.home import layout
 
-    started = time.perf_counter()
-    run_batch(zip_path, layout(home), select=["dicom_catalog", "image_table"], echo=lambda m: None)
-    seconds = time.perf_counter() - started
-    from casbusi_assets.storage import warehouse
-
-    images = warehouse.read_batch(home / "warehouse", "image_table", zip_path.stem)
-    return {"seconds": seconds, "images": int((images["status"] == "ok").sum())}
+    run_batch(zip_path, layout(work), select=SELECT.split(","), echo=lambda m: None)
+    return _counts(warehouse, work / "warehouse", zip_path.stem)
 
 
-def _core(zip_path: Path, work: Path) -> dict:
-    """casbusi's domain functions without Dagster: shows the orchestration overhead."""
-    from casbusi_assets.ingest.catalog import catalog_zip
-    from casbusi_assets.ingest.zip_members import ZipLimits
-    from casbusi_assets.pixels.batch import export_images
-    from casbusi_assets.storage.file_staging import staged_batch_dir
-
-    started = time.perf_counter()
-    catalog = catalog_zip(zip_path, "bench", workers=2)
-    with staged_batch_dir(work, "image_table", "bench") as staged:
-        images = export_images(zip_path, catalog, staged, ZipLimits(), workers=2)
+def _counts(warehouse, root: Path, batch: str) -> dict:
+    images = warehouse.read_batch(root, "image_table", batch)
+    videos = warehouse.read_batch(root, "video_table", batch)
+    ok_v = videos["status"] == "ok"
     return {
-        "seconds": time.perf_counter() - started,
+        "pngs": int((images["status"] == "ok").sum()) + int(videos.loc[ok_v, "saved_frames"].sum()),
         "images": int((images["status"] == "ok").sum()),
     }
 
 
-def _member_counts(zip_path: Path) -> int:
-    import zipfile
+def _core(zip_path: Path, work: Path) -> dict:
+    from casbusi_assets.pixels.single_pass import ingest_zip
+    from casbusi_assets.shared.parallel import WorkerPool
+    from casbusi_assets.storage.file_staging import staged_batch_dir
 
-    with zipfile.ZipFile(zip_path) as zf:
-        return sum(1 for i in zf.infolist() if not i.is_dir())
+    with (
+        WorkerPool(0) as pool,
+        staged_batch_dir(work, "image_table", "b") as si,
+        staged_batch_dir(work, "video_table", "b") as sv,
+    ):
+        r = ingest_zip(zip_path, "b", images=si, videos=sv, policy="first_middle", pool=pool)
+    ok_v = r.videos["status"] == "ok"
+    return {
+        "pngs": int((r.images["status"] == "ok").sum())
+        + int(r.videos.loc[ok_v, "saved_frames"].sum()),
+        "images": int((r.images["status"] == "ok").sum()),
+    }
+
+
+# --------------------------------------------------------------------------- harness
 
 
 def _child(mode: str, zip_path: str, work: str) -> None:
-    fn = {"baseline": _baseline, "casbusi": _ours, "casbusi-core": _core}[mode]
+    fn = {"floor": _floor, "naive": _naive, "casbusi": _casbusi, "casbusi-core": _core}[mode]
     result = fn(Path(zip_path), Path(work))
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["max_rss_mb"] = max(me.ru_maxrss, kids.ru_maxrss) / 1024
-    # CPU seconds (this process and its workers) are far less sensitive to other load than wall
-    # time on a shared 2-core machine.
-    result["cpu_seconds"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     print(json.dumps(result))
 
 
-def _run_child(mode: str, zip_path: Path, work: Path) -> dict:
-    env = dict(os.environ, CASBUSI_HOME=str(work))
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(zip_path), str(work)],
-        check=True,
-        capture_output=True,
+def _tree_rss_kb(root_pid: int) -> int:
+    """Sum of VmRSS over root_pid and its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields.get("PPid", "0").strip())
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run_child(
+    mode: str, zip_path: Path, work: Path, env_extra: dict[str, str] | None = None
+) -> dict:
+    """Run one mode in a subprocess; wall, peak RSS (single process and tree)."""
+    env = dict(
+        os.environ,
+        CASBUSI_HOME=str(work),
+        CASBUSI_FRAME_POLICY="first_middle",
+        **(env_extra or {}),
+    )
+    if mode == "before":
+        cmd = [sys.executable, "-m", "casbusi_assets.cli", "--home", str(work), "run-batch"]
+        cmd += [str(zip_path), "--select", SELECT]
+    else:
+        cmd = [sys.executable, __file__, "--child", mode, str(zip_path), str(work)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,  # inherits this script's niceness: run the script with `nice`
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=env.get("BENCH_CWD", str(ROOT)),
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} failed ({proc.returncode}):\n{err[-3000:]}")
+    if mode == "before":
+        result = {"pngs": None, "max_rss_mb": None}
+    else:
+        result = json.loads(out.strip().splitlines()[-1])
+    result["wall"] = wall
+    result["tree_rss_mb"] = peak[0] / 1024
+    result["load"] = os.getloadavg()[0]
+    return result
+
+
+def _cpu_of_children() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--zip", required=False, help="batch zip (default: generate one)")
+    parser.add_argument("--images", type=int, default=2000, help="when generating")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--zip", help="use this batch zip instead of generating one")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--before", help="checkout of an older casbusi to run as mode 'before'")
+    parser.add_argument("--once", default="", help="modes to run in the first repeat only")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "ZIP", "WORK"))
     args = parser.parse_args()
     if args.child:
@@ -155,57 +343,70 @@ def main() -> None:
         if args.zip:
             zip_path = Path(args.zip).resolve()
         else:
-            # The default generator mix averages ~4.9 stills per patient. Generate in a child
-            # process: Linux carries a parent's peak RSS over into the children it starts.
-            patients = max(1, round(args.images / 4.9))
+            patients = max(1, round(args.images / 4.9))  # the default mix: ~4.9 stills/patient
             subprocess.run(
-                [
-                    str(Path(sys.executable).parent / "casbusi"),
-                    "generate",
-                    str(tmp / "in"),
-                    "--batches",
-                    "1",
-                    "--patients",
-                    str(patients),
-                    "--seed",
-                    str(args.seed),
-                ],
+                [sys.executable, "-m", "casbusi_assets.cli", "generate", str(tmp / "in")]
+                + ["--batches", "1", "--patients", str(patients), "--seed", str(args.seed)],
                 check=True,
                 capture_output=True,
+                cwd=ROOT,
             )
             zip_path = tmp / "in" / "batch_001.zip"
-        mb = zip_path.stat().st_size / 1e6
-        cat_counts = _member_counts(zip_path)
-        rows = []
+        modes = args.modes.split(",") + (["before"] if args.before else [])
+        once = set(filter(None, args.once.split(",")))
+        rows: list[tuple[str, dict]] = []
         for i in range(args.repeat):
-            for mode in ("baseline", "casbusi", "casbusi-core"):
+            for mode in modes:
+                if i and mode in once:
+                    continue
                 work = tmp / f"{mode}_{i}"
                 work.mkdir()
-                r = _run_child(mode, zip_path, work)
-                r["load"] = os.getloadavg()[0]
+                extra = {}
+                if mode == "before":
+                    extra = {"PYTHONPATH": args.before, "BENCH_CWD": args.before}
+                cpu_before = _cpu_of_children()
+                r = run_child(mode, zip_path, work, extra)
+                # user+sys of the child and every process under it (all waited for by then)
+                r["cpu_seconds"] = _cpu_of_children() - cpu_before
                 rows.append((mode, r))
+                print(f"# {mode} #{i}: {json.dumps(r)}", file=sys.stderr, flush=True)
                 shutil.rmtree(work, ignore_errors=True)
-        print(f"batch: {cat_counts} members, {mb:.1f} MB zip; {os.cpu_count()} cores\n")
-        print("| run | wall s | CPU s | images | images/s | zip MB/s | peak RSS MB | load |")
-        print("|---|---|---|---|---|---|---|---|")
+        import zipfile
+
+        with zipfile.ZipFile(zip_path) as zf:
+            members = sum(1 for i in zf.infolist() if not i.is_dir())
+            raw = sum(i.file_size for i in zf.infolist())
+        print(
+            f"batch {zip_path.name}: {members} members, {raw / 1e9:.2f} GB uncompressed, "
+            f"{zip_path.stat().st_size / 1e9:.2f} GB zip; {os.cpu_count()} cores\n"
+        )
+        print(
+            "| run | wall s | CPU s | PNGs | peak RSS MB (largest process) | peak RSS MB (tree) | load |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for mode, r in rows:
+            rss = f"{r['max_rss_mb']:.0f}" if r.get("max_rss_mb") else "n/a"
             print(
-                f"| {mode} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['images']} | "
-                f"{r['images'] / r['seconds']:.1f} | {mb / r['seconds']:.1f} | "
-                f"{r['max_rss_mb']:.0f} | {r['load']:.1f} |"
+                f"| {mode} | {r['wall']:.1f} | {r['cpu_seconds']:.1f} | {r.get('pngs') or 'n/a'} | "
+                f"{rss} | {r['tree_rss_mb']:.0f} | {r['load']:.1f} |"
             )
-
-        def median(mode: str, key: str) -> float:
-            values = sorted(r[key] for m, r in rows if m == mode)
-            return values[len(values) // 2]
-
-        for key, label in (("seconds", "wall"), ("cpu_seconds", "CPU")):
-            base, ours = median("baseline", key), median("casbusi", key)
-            core = median("casbusi-core", key)
-            print(
-                f"\nmedian {label} seconds: baseline {base:.1f}, casbusi {ours:.1f} "
-                f"({base / ours:.2f}x), casbusi-core {core:.1f} ({base / core:.2f}x)"
-            )
+        print()
+        floor_wall = (
+            median([r["wall"] for m, r in rows if m == "floor"]) if "floor" in modes else None
+        )
+        floor_cpu = (
+            median([r["cpu_seconds"] for m, r in rows if m == "floor"])
+            if "floor" in modes
+            else None
+        )
+        print("| median | wall s | CPU s | wall / floor | CPU / floor |")
+        print("|---|---|---|---|---|")
+        for mode in modes:
+            w = median([r["wall"] for m, r in rows if m == mode])
+            c = median([r["cpu_seconds"] for m, r in rows if m == mode])
+            ratio_w = f"{w / floor_wall:.2f}x" if floor_wall else "-"
+            ratio_c = f"{c / floor_cpu:.2f}x" if floor_cpu else "-"
+            print(f"| {mode} | {w:.1f} | {c:.1f} | {ratio_w} | {ratio_c} |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
