@@ -8,7 +8,9 @@
 f60f5db`). One batch is generated with the current generator; each reader then runs in its own
 process with PYTHONPATH pointing at its tree: it ingests the batch into a home of its own
 (untimed: catalog, images, clips) and materialises `ocr_table` alone through Dagster, which is
-what is timed (engine start-up, PNG loading, OCR, parsing, Parquet). Rounds alternate
+what is timed (engine start-up, PNG loading, OCR, parsing, Parquet), in wall-clock seconds and
+in CPU seconds of the step's process (all threads: on a loaded machine the work done is less
+noisy than the time it took). Rounds alternate
 before / after (and any `--also` trees, between them) so that a change in machine load hits
 all alike; the load average is printed with every step, and the summary gives each reader's
 median and its ratio to "before" round by round.
@@ -39,13 +41,13 @@ if not home_dir.joinpath(".ingested").exists():
     run_batch(zip_path, home, select=["dicom_catalog", "image_table", "video_table"], echo=quiet)
     home_dir.joinpath(".ingested").write_text("ok")
 load = os.getloadavg()[0]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 run_batch(zip_path, home, select=["ocr_table"], echo=quiet)
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 df = warehouse.read_batch(home.warehouse, "ocr_table", key)
 ok = df[df["status"] == "ok"]
 import casbusi_assets
-print(json.dumps({"rows": len(df), "ok": len(ok), "seconds": seconds, "load": load,
+print(json.dumps({"rows": len(df), "ok": len(ok), "seconds": seconds, "cpu": cpu, "load": load,
                   "load_end": os.getloadavg()[0], "tree": str(Path(casbusi_assets.__file__).parents[1]),
                   "lateral": float((ok["laterality"] != "unknown").mean()) if len(ok) else 0.0}))
 """
@@ -84,14 +86,18 @@ def main() -> None:
         f"batch seed {args.seed}, {args.patients} patients, varied_style_share "
         f"{cfg.varied_style_share}; {os.cpu_count()} cores"
     )
-    print("\n| round | reader | tree | rows | step seconds | images/s | load start / end |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| round | reader | tree | rows | step seconds | images/s | CPU s per image "
+        "| load start / end |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     trees = {"before": args.before}
     for item in args.also:
         name, _, path = item.partition("=")
         trees[name] = path
     trees["after"] = args.after
     results: dict[str, list[float]] = {name: [] for name in trees}
+    cpus: dict[str, list[float]] = {name: [] for name in trees}
     for k in range(args.rounds):
         # odd rounds in the other order, so that neither reader always runs first
         for name, tree in list(trees.items())[:: 1 if k % 2 == 0 else -1]:
@@ -111,9 +117,10 @@ def main() -> None:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             rate = r["rows"] / r["seconds"]
             results[name].append(rate)
+            cpus[name].append(r["cpu"] / r["rows"])
             print(
                 f"| {k + 1} | {name} | {r['tree']} | {r['rows']} | {r['seconds']:.1f} | "
-                f"{rate:.2f} | {r['load']:.1f} / {r['load_end']:.1f} |",
+                f"{rate:.2f} | {r['cpu'] / r['rows']:.3f} | {r['load']:.1f} / {r['load_end']:.1f} |",
                 flush=True,
             )
     print()
@@ -127,6 +134,7 @@ def main() -> None:
             f"{name}: median {statistics.median(ok):.2f} images/s, mean "
             f"{statistics.fmean(ok):.2f} over {len(ok)} rounds; vs before, round by round: "
             + ", ".join(f"{x:.2f}" for x in ratios)
+            + f"; CPU s per image median {statistics.median(cpus[name]):.3f}"
         )
 
 
