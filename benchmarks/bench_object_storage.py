@@ -8,7 +8,8 @@ cost of the fsspec/s3fs path and the HTTP round trips, not of a real S3 region's
 
 Operations: commit a batch folder of PNGs (local: rename; s3: upload), read every PNG back by its
 recorded path (storage.files.read_image), write one table's batches, read them all back, and one
-SQL aggregate over the view (`warehouse.query`).
+SQL aggregate over the view (`warehouse.query`): the first one in a fresh catalog creates
+every table's view, the second finds them.
 """
 
 from __future__ import annotations
@@ -84,7 +85,14 @@ def one_round(root: str, catalog: Path, pngs: list[bytes], batches: int) -> dict
         catalog, wh, "SELECT batch_id, count(*) n FROM breast_table GROUP BY 1 ORDER BY 1"
     )
     assert len(df) == batches
-    t["SQL over the view"] = time.perf_counter() - start
+    t["first SQL (creates every view)"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    df = warehouse.query(
+        catalog, wh, "SELECT batch_id, count(*) n FROM breast_table GROUP BY 1 ORDER BY 1"
+    )
+    assert len(df) == batches
+    t["SQL again (views exist)"] = time.perf_counter() - start
     return t
 
 
