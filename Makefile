@@ -29,7 +29,8 @@ test-ui: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	CASBUSI_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -m browser -p no:cacheprovider casbusi_assets_tests/ui
 
-# Two batches on Celery workers with the instance on a throwaway Postgres, Redis on loopback.
+# Two batches on Celery workers with the instance on a throwaway Postgres, Redis on loopback, and
+# the warehouse and files on s3:// served by moto on loopback (moto[server] and s3fs: test extra).
 test-distributed: $(STAMP)
 	command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade postgresql redis-server >/dev/null)
 	$(BIN)/python -m pytest -m distributed -p no:cacheprovider casbusi_assets_tests/distributed
