@@ -105,6 +105,7 @@ def cleaned_images(
         orientation_fn=predict,
         timer=timer,
         report=context.log.info,
+        workers=cleaning_settings.workers,
     )
     meta = _decision_metadata(df, cleaning_settings)
     meta.update(

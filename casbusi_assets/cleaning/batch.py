@@ -6,14 +6,17 @@ caliper marks (calipers.py, OCR text boxes suppressed); per patient: twins; per 
 against every earlier batch (duplicates.py, DuckDB over the warehouse); then the orientation model
 where the text gave none, and the selection rules (decisions.py).
 
-Images are processed one patient at a time, so only one patient's pixels are in memory at once.
-The crop, caliper and orientation steps are passed in as callables: the defaults are the
-project's modules, and tests can substitute their own.
+Images are processed per patient, in the step's worker processes (shared/parallel.py), a
+bounded window of patients in flight, so memory does not grow with the batch. The crop, caliper
+and orientation steps are passed in as callables: the defaults are the project's modules, and
+tests can substitute their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -29,6 +32,8 @@ from casbusi_assets.cleaning import decisions, quality
 from casbusi_assets.cleaning.duplicates import find_duplicates
 from casbusi_assets.cleaning.rules import Thresholds
 from casbusi_assets.cleaning.twins import TwinCandidate, find_twins
+from casbusi_assets.shared.parallel import WorkerPool
+from casbusi_assets.storage.files import list_files, read_image
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 # (image, regions JSON) -> (x, y, w, h, source)
@@ -74,7 +79,7 @@ def load_image(path: object) -> np.ndarray | None:
     """A PNG as grey HxW or RGB HxWx3 uint8; None when it cannot be read."""
     if not isinstance(path, str) or not path:
         return None
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    image = read_image(path, cv2.IMREAD_UNCHANGED)  # a local path or an s3:// URL
     if image is None:
         return None
     if image.ndim == 3:
@@ -191,20 +196,16 @@ def _measure_image(
     return _Measured(row, gray=gray, image=image)
 
 
-def _fill_orientation(
-    measured: list[_Measured],
-    orientation_fn: OrientationFn | None,
-    timer: StepTimer,
-) -> None:
-    """OCR orientation where the text gives one; else the model's when it is confident.
+def _orientation_from_text(measured: list[_Measured]) -> list[int]:
+    """OCR orientation where the text gives one; the positions the model may fill in.
 
     The rule: the model fills in only where the OCR value is missing or `unknown` (it never
     overrides text), only for single-region, non-corrupt captures (a split screen holds two
-    views), and only when `orientation_fn` returns a label (it returns None below its
+    views), and only when the orientation function returns a label (it returns None below its
     confidence threshold); otherwise the orientation stays `unknown` with source `none`.
     """
     ask = []
-    for m in measured:
+    for i, m in enumerate(measured):
         r = m.row
         ocr_value = decisions.text_or_none(r.get("orientation"))
         if ocr_value is not None and ocr_value.lower() != "unknown":
@@ -212,17 +213,9 @@ def _fill_orientation(
             continue
         r.update(orientation="unknown", orientation_source="none", orientation_confidence=None)
         single = not decisions.present(r.get("region_count")) or int(r["region_count"]) <= 1
-        if orientation_fn is not None and m.image is not None and not r["is_corrupt"] and single:
-            ask.append(m)
-    if not ask:
-        return
-    t = time.perf_counter()
-    predictions = orientation_fn([m.image for m in ask])
-    timer.add("orientation_model", t, len(ask))
-    for m, (label, conf) in zip(ask, predictions, strict=True):
-        m.row["orientation_confidence"] = round(float(conf), 4)
-        if label is not None and label != "unknown":
-            m.row.update(orientation=label, orientation_source="model")
+        if m.image is not None and not r["is_corrupt"] and single:
+            ask.append(i)
+    return ask
 
 
 IMAGE_COLUMNS = [
@@ -233,6 +226,83 @@ IMAGE_COLUMNS = [
     "orientation", "orientation_source", "orientation_confidence", "include",
     "exclusion_reasons", "label_cat",
 ]  # fmt: skip
+
+
+@dataclass
+class _PatientJob:
+    """Everything one patient's images need, picklable for a worker process."""
+
+    patient: str
+    images: list[dict[str, Any]]
+    cat: list[dict[str, Any]]
+    ocr: list[dict[str, Any]]
+    th: Thresholds
+    zip_path: Path | None
+    crop_fn: CropFn
+    caliper_fn: CaliperFn
+    ask_orientation: bool
+
+
+@dataclass
+class _PatientResult:
+    rows: list[dict[str, Any]]
+    twin_info: dict[str, dict[str, Any]]
+    # the rows (by position) the orientation model is asked about, and their pixels
+    ask: list[int]
+    ask_images: list[np.ndarray]
+    seconds: dict[str, float]
+    counts: dict[str, int]
+
+
+def _clean_patient(job: _PatientJob) -> _PatientResult:
+    """One patient's images: measured, twins found, orientation filled from the text.
+
+    Runs in a worker process when the step has several; only the images the orientation model
+    must see travel back, so the pixels of a patient never outlive its task.
+    """
+    timer = StepTimer()
+    measured = [
+        _measure_image(r, c, o, job.th, job.zip_path, job.crop_fn, job.caliper_fn, timer)
+        for r, c, o in zip(job.images, job.cat, job.ocr, strict=True)
+    ]
+    t = time.perf_counter()
+    candidates = [
+        TwinCandidate(
+            key=m.row["sop_instance_uid"],
+            patient_id=job.patient or None,
+            gray=m.gray,
+            field=(m.row["crop_x"], m.row["crop_y"], m.row["crop_w"], m.row["crop_h"]),
+            colour=m.image.ndim == 3,
+            pixel_hash=m.row.get("pixel_hash"),
+        )
+        for m in measured
+        if m.gray is not None and not m.row["is_corrupt"]
+    ]
+    twins = find_twins(candidates, job.th.twin_max_distance)
+    timer.add("twins", t, len(candidates))
+    twin_info = {
+        key: {"twin_of": tw["twin_of"], "twin_distance": tw["nearest_distance"]}
+        for key, tw in twins.iterrows()
+    }
+    ask = _orientation_from_text(measured)
+    if not job.ask_orientation:
+        ask = []
+    return _PatientResult(
+        rows=[m.row for m in measured],
+        twin_info=twin_info,
+        ask=ask,
+        ask_images=[measured[i].image for i in ask],
+        seconds=dict(timer.seconds),
+        counts=dict(timer.counts),
+    )
+
+
+def _picklable(*objects: object) -> bool:
+    try:
+        pickle.dumps(objects)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
 
 
 def clean_images(
@@ -251,8 +321,18 @@ def clean_images(
     orientation_fn: OrientationFn | None = None,
     timer: StepTimer | None = None,
     report: Callable[[str], None] | None = None,
+    workers: int = 1,
+    pool: WorkerPool | None = None,
 ) -> pd.DataFrame:
-    """One `cleaned_images` row per row of `image_table`."""
+    """One `cleaned_images` row per row of `image_table`.
+
+    Patients are measured in `pool` (or a pool of `workers` processes started here; 0 = one
+    per core, 1 = in this process), a bounded window of patients in flight, so only those
+    patients' pixels are in memory. `crop_fn` and `caliper_fn` then go to the workers and must
+    be picklable (module-level functions or plain objects); if they are not, the images are
+    measured in this process. The orientation model runs here, on the images of each patient
+    it is asked about, while the workers measure the next patients.
+    """
     timer = timer or StepTimer()
     cat = _lookup(catalog[catalog["kind"] == "image"] if len(catalog) else catalog)
     ocr = _lookup(ocr_table[ocr_table["source"] == "image"] if len(ocr_table) else ocr_table)
@@ -260,45 +340,48 @@ def clean_images(
     by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in images:
         by_patient[str(r.get("patient_id") or "")].append(r)
+
+    def jobs():
+        for patient in sorted(by_patient):
+            rows_p = by_patient[patient]
+            sops = [str(r["sop_instance_uid"]) for r in rows_p]
+            yield _PatientJob(
+                patient=patient,
+                images=rows_p,
+                cat=[cat.get(s, {}) for s in sops],
+                ocr=[ocr.get(s, {}) for s in sops],
+                th=th,
+                zip_path=zip_path,
+                crop_fn=crop_fn,
+                caliper_fn=caliper_fn,
+                ask_orientation=orientation_fn is not None,
+            )
+
+    if not _picklable(crop_fn, caliper_fn):
+        workers, pool = 1, None
     rows: list[dict[str, Any]] = []
     twin_info: dict[str, dict[str, Any]] = {}
     done = 0
-    for patient in sorted(by_patient):
-        measured = [
-            _measure_image(
-                r,
-                cat.get(str(r["sop_instance_uid"]), {}),
-                ocr.get(str(r["sop_instance_uid"]), {}),
-                th,
-                zip_path,
-                crop_fn,
-                caliper_fn,
-                timer,
-            )
-            for r in by_patient[patient]
-        ]
-        t = time.perf_counter()
-        candidates = [
-            TwinCandidate(
-                key=m.row["sop_instance_uid"],
-                patient_id=patient or None,
-                gray=m.gray,
-                field=(m.row["crop_x"], m.row["crop_y"], m.row["crop_w"], m.row["crop_h"]),
-                colour=m.image.ndim == 3,
-                pixel_hash=m.row.get("pixel_hash"),
-            )
-            for m in measured
-            if m.gray is not None and not m.row["is_corrupt"]
-        ]
-        twins = find_twins(candidates, th.twin_max_distance)
-        timer.add("twins", t, len(candidates))
-        for key, tw in twins.iterrows():
-            twin_info[key] = {"twin_of": tw["twin_of"], "twin_distance": tw["nearest_distance"]}
-        _fill_orientation(measured, orientation_fn, timer)
-        rows.extend(m.row for m in measured)
-        done += len(measured)
-        if report:
-            report(f"cleaning {batch_id}: {done}/{len(images)} images measured")
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(WorkerPool(workers))
+        for res in pool.map(_clean_patient, jobs()):
+            for k, v in res.seconds.items():
+                timer.seconds[k] += v
+                timer.counts[k] += res.counts.get(k, 0)
+            twin_info.update(res.twin_info)
+            if res.ask and orientation_fn is not None:
+                t = time.perf_counter()
+                predictions = orientation_fn(res.ask_images)
+                timer.add("orientation_model", t, len(res.ask))
+                for i, (label, conf) in zip(res.ask, predictions, strict=True):
+                    res.rows[i]["orientation_confidence"] = round(float(conf), 4)
+                    if label is not None and label != "unknown":
+                        res.rows[i].update(orientation=label, orientation_source="model")
+            rows.extend(res.rows)
+            done += len(res.rows)
+            if report:
+                report(f"cleaning {batch_id}: {done}/{len(images)} images measured")
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=IMAGE_COLUMNS)
@@ -336,8 +419,8 @@ VIDEO_COLUMNS = [
 def first_frame(frames_dir: object) -> str | None:
     if not isinstance(frames_dir, str) or not frames_dir:
         return None
-    frames = sorted(Path(frames_dir).glob("frame_*.png"))
-    return str(frames[0]) if frames else None
+    frames = list_files(frames_dir, "frame_*.png")  # a local folder or an s3:// URL
+    return frames[0] if frames else None
 
 
 def clean_videos(

@@ -62,6 +62,11 @@ class CleaningSettings(dg.ConfigurableResource):
     sheet_images_per_reason: int = Field(
         default=4, description="excluded images per reason on the metadata contact sheet"
     )
+    workers: int = Field(
+        default=0,
+        description="worker processes measuring images (crop, calipers, twins); "
+        "0 = one per available core, 1 = in the step process",
+    )
 
     def thresholds(self) -> Thresholds:
         return Thresholds(
