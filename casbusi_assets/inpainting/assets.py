@@ -6,6 +6,7 @@ import pandas as pd
 from casbusi_assets.inpainting.batch import inpaint_batch, preview_strip
 from casbusi_assets.inpainting.resources import InpaintSettings
 from casbusi_assets.shared.metadata import counts, embedded_png, markdown_table
+from casbusi_assets.shared.parallel import resolve_workers
 from casbusi_assets.shared.partitions import batch_table
 from casbusi_assets.shared.resources import DeviceResource
 from casbusi_assets.storage.file_staging import staged_batch_dir
@@ -32,7 +33,14 @@ def inpainted_images(
     inpainter = inpaint_settings.create(resolved)  # once per run: the model loads here
     context.log.info(f"inpainting with {inpainter.name} on {resolved}")
     with staged_batch_dir(home.files, "inpainted_images", batch_id) as staged:
-        result = inpaint_batch(batch_id, cleaned_images, staged, inpainter, context.log.info)
+        result = inpaint_batch(
+            batch_id,
+            cleaned_images,
+            staged,
+            inpainter,
+            context.log.info,
+            workers=resolve_workers(inpaint_settings.workers),
+        )
     df = result.table
     for row in df[df["status"] == "failed"].itertuples():
         context.log.warning(f"could not inpaint {row.sop_instance_uid}: {row.error}")

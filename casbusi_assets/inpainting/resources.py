@@ -25,6 +25,11 @@ class InpaintSettings(dg.ConfigurableResource):
     model_path: str = Field(
         default=DEFAULT_MODEL_PATH, description="weights of the learned inpainter (.pt)"
     )
+    workers: int = Field(
+        default=0,
+        description="threads inpainting images with the one loaded inpainter; "
+        "0 = one per available core",
+    )
 
     @property
     def uses_model(self) -> bool:
