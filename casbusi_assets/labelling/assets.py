@@ -24,6 +24,7 @@ from casbusi_assets.labelling.offline import (
 )
 from casbusi_assets.labelling.resources import LabelboxResource
 from casbusi_assets.shared.metadata import contact_sheet, counts, markdown_table
+from casbusi_assets.shared.parallel import default_workers
 from casbusi_assets.shared.partitions import batch_table
 from casbusi_assets.storage.file_staging import staged_batch_dir
 from casbusi_assets.storage.home import HomeLayout, ensure_dagster_home
@@ -56,7 +57,13 @@ def labelbox_crops(
     batch = context.partition_key
     with staged_batch_dir(home.files, "labelbox_crops", batch) as staged:
         crops = build_crops(
-            batch, cleaned_images, inpainted_images, ocr_table, staged, labelbox.global_key_prefix
+            batch,
+            cleaned_images,
+            inpainted_images,
+            ocr_table,
+            staged,
+            labelbox.global_key_prefix,
+            workers=default_workers(),  # one thread per available core
         )
     phi = phi_findings(dicom_catalog)
     if len(phi):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from casbusi_assets.labelling.backend import DataRowSpec, UploadResult, global_key_for
 from casbusi_assets.storage.file_staging import StagedBatchDir
+from casbusi_assets.storage.files import read_image
 
 CROP_COLUMNS = [
     "batch_id",
@@ -63,6 +65,35 @@ def _truthy(value: Any) -> bool:
     return bool(value) and not (isinstance(value, float) and math.isnan(value))
 
 
+def _cut(source: str | None, box: list[int], out: Path) -> dict[str, Any]:
+    """Cut `box` out of the PNG at `source` into `out`; the row's fields (or why not)."""
+    image = read_image(source, cv2.IMREAD_UNCHANGED) if source else None  # path or s3:// URL
+    if image is None:
+        return {"upload_status": "skipped", "upload_error": f"cannot read image {source}"}
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    # Clip to the image: a box that pokes out is cut at the border and recorded as used.
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    size = {"image_width": width, "image_height": height}
+    if x1 <= x0 or y1 <= y0:
+        return {
+            **size,
+            "upload_status": "skipped",
+            "upload_error": f"crop box {box} outside the image",
+        }
+    if not cv2.imwrite(str(out), image[y0:y1, x0:x1]):
+        return {**size, "upload_status": "skipped", "upload_error": f"could not write {out.name}"}
+    return {
+        **size,
+        "crop_x": x0,
+        "crop_y": y0,
+        "crop_w": x1 - x0,
+        "crop_h": y1 - y0,
+        "crop_path": str(out),
+    }
+
+
 def build_crops(
     batch_id: str,
     cleaned: pd.DataFrame,
@@ -70,9 +101,11 @@ def build_crops(
     ocr: pd.DataFrame | None,
     staged: StagedBatchDir,
     key_prefix: str,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """One row per included image; crop PNGs written into `staged.staging` (paths in the table
-    are the final ones). Images that cannot be cropped get upload_status 'skipped' and why."""
+    are the final ones). Images that cannot be cropped get upload_status 'skipped' and why.
+    `workers` threads cut and write the crops."""
     inpainted_by_sop = {}
     if len(inpainted):
         for rec in inpainted.to_dict("records"):
@@ -84,6 +117,7 @@ def build_crops(
         laterality = dict(zip(images["sop_instance_uid"], images["laterality"], strict=True))
     included = cleaned[cleaned["include"].map(_truthy)] if len(cleaned) else cleaned
     rows = []
+    jobs: list[tuple[dict[str, Any], str, list[int], Path]] = []
     for rec in included.sort_values("sop_instance_uid").to_dict("records"):
         sop = str(rec["sop_instance_uid"])
         original = _str(rec.get("image_path"))
@@ -108,30 +142,14 @@ def build_crops(
         if any(v is None for v in box):
             row.update(upload_status="skipped", upload_error="no crop box")
             continue
-        image = cv2.imread(str(source), cv2.IMREAD_UNCHANGED) if source else None
-        if image is None:
-            row.update(upload_status="skipped", upload_error=f"cannot read image {source}")
-            continue
-        height, width = image.shape[:2]
-        x, y, w, h = box
-        # Clip to the image: a box that pokes out is cut at the border and recorded as used.
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(width, x + w), min(height, y + h)
-        row.update(image_width=width, image_height=height)
-        if x1 <= x0 or y1 <= y0:
-            row.update(upload_status="skipped", upload_error=f"crop box {box} outside the image")
-            continue
-        out = staged.staging / f"{_SAFE.sub('_', sop)}.png"
-        if not cv2.imwrite(str(out), image[y0:y1, x0:x1]):
-            row.update(upload_status="skipped", upload_error=f"could not write {out.name}")
-            continue
-        row.update(
-            crop_x=x0,
-            crop_y=y0,
-            crop_w=x1 - x0,
-            crop_h=y1 - y0,
-            crop_path=str(staged.final_path(out)),
-        )
+        jobs.append((row, source, box, staged.staging / f"{_SAFE.sub('_', sop)}.png"))
+    # Reading, cutting and PNG-encoding run in OpenCV with the GIL released, so threads use
+    # every core without the start-up of worker processes; each thread holds one image.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for (row, *_), update in zip(jobs, pool.map(lambda j: _cut(*j[1:]), jobs), strict=True):
+            row.update(update)
+            if "crop_path" in update:
+                row["crop_path"] = str(staged.final_path(Path(update["crop_path"])))
     return pd.DataFrame(rows, columns=CROP_COLUMNS)
 
 
