@@ -151,6 +151,28 @@ def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
             "LEFT JOIN inpainted_images p ON p.batch_id = i.batch_id "
             f"AND p.sop_instance_uid = i.sop_instance_uid{ok}"
         )
+    # The labelling stage's crop of the same image: the export copies its bytes instead of
+    # decoding and re-encoding the PNG when it is the same cut of the same file (writer.py).
+    crops = "labelbox_crops" in present
+    crop_cols = ", ".join(
+        f"{'k.' + src if crops else 'NULL'} AS lb_{dst}"
+        for src, dst in (
+            ("crop_path", "crop_path"),
+            ("source_path", "source_path"),
+            ("crop_x", "crop_x"),
+            ("crop_y", "crop_y"),
+            ("crop_w", "crop_w"),
+            ("crop_h", "crop_h"),
+            ("image_width", "image_w"),
+            ("image_height", "image_h"),
+        )
+    )
+    crop_join = (
+        "LEFT JOIN labelbox_crops k ON k.batch_id = i.batch_id "
+        "AND k.sop_instance_uid = i.sop_instance_uid AND k.crop_path IS NOT NULL"
+        if crops
+        else ""
+    )
     labels = "labels_archive" in present
     label_cols = _columns(home, "labels_archive") if labels else set()
     flag_select = ", ".join(
@@ -185,13 +207,14 @@ def _image_sql(present: set[str], home: HomeLayout) -> tuple[str, str]:
                {"l.labels_archive_version" if labels else "NULL"} AS labels_archive_version,
                {"l.label_mask_path" if labels else "NULL"} AS label_mask_path,
                {"l.sop_instance_uid IS NOT NULL" if labels else "false"} AS has_instance_label,
-               {flag_select},
+               {flag_select}, {crop_cols},
                min(i.batch_id) OVER (PARTITION BY i.sop_instance_uid) AS first_batch
         FROM {from_clause}
         LEFT JOIN dicom_catalog d
                ON d.batch_id = i.batch_id AND d.member_path = i.member_path
         {"LEFT JOIN ocr_table o ON o.batch_id = i.batch_id AND o.sop_instance_uid = i.sop_instance_uid AND o.source = 'image'" if ocr else ""}
         {inpaint_join}
+        {crop_join}
         {"LEFT JOIN labels l ON l.sop_instance_uid = i.sop_instance_uid" if labels else ""}
     )
     {_CANDIDATES_WITH_CASES}    """
@@ -263,6 +286,8 @@ def load_inputs(home: HomeLayout) -> ExportInputs:
     images["inpainted_path"] = [_resolve(home, v) for v in images["inpainted_path"]]
     images["label_mask_path"] = [_resolve(home, v) for v in images["label_mask_path"]]
     images["image_path"] = [_resolve(home, v) for v in images["image_path"]]
+    images["lb_crop_path"] = [_resolve(home, v) for v in images["lb_crop_path"]]
+    images["lb_source_path"] = [_resolve(home, v) for v in images["lb_source_path"]]
 
     if "video_table" in present:
         vsql, video_source = _video_sql(present, home)

@@ -60,7 +60,7 @@ from casbusi_assets.export.train_data import (
     write_instance_data,
     write_train_data,
 )
-from casbusi_assets.storage.files import data_path, exists, list_files, read_image
+from casbusi_assets.storage.files import data_path, exists, is_remote, list_files, read_image
 from casbusi_assets.storage.home import HomeLayout
 
 EXPORTS_DIR = "exports"  # <home>/exports/<export_id>/
@@ -254,6 +254,49 @@ def _write_cropped(source: str, target: Path, row) -> dict:
     }
 
 
+def _int_or_none(value) -> int | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else int(f)
+
+
+def _reuse_crop(row, target: Path) -> dict | None:
+    """Copy the labelling stage's crop when it is this very cut of this very file: the same
+    source path, the same box once clipped to the image it read, cut after the source was last
+    written (a re-run inpainting makes a newer source, and then the crop is not reused). Both
+    stages encode with OpenCV's default PNG settings, so the bytes are what `_write_cropped`
+    would write, without decoding and re-encoding the image. Local files only."""
+    crop, source = getattr(row, "lb_crop_path", None), getattr(row, "lb_source_path", None)
+    if not crop or not source or source != row.source_path or is_remote(crop):
+        return None
+    w, h = _int_or_none(getattr(row, "lb_image_w", None)), _int_or_none(row.lb_image_h)
+    stored = tuple(_int_or_none(getattr(row, f"lb_crop_{k}")) for k in "xywh")
+    if w is None or h is None or None in stored:
+        return None
+    try:
+        box = _crop_box((h, w), row)
+        if box != stored or Path(crop).stat().st_mtime < Path(source).stat().st_mtime:
+            return None
+        data = Path(crop).read_bytes()
+    except (ExportError, OSError):
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    x, y, cw, ch = box
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "width": cw,
+        "height": ch,
+        "crop_x": x,
+        "crop_y": y,
+        "crop_w": cw,
+        "crop_h": ch,
+    }
+
+
 def _lineage(row, home_root: Path, source: str) -> dict:
     return {
         "batch_id": row.batch_id,
@@ -278,7 +321,8 @@ def _image_tasks(row, staging: Path, home_root: Path) -> list[dict]:
     labelled = _flag(getattr(row, "has_instance_label", False))
     label_source = "case_table+labels_archive" if labelled else "case_table"
     out = []
-    info = _write_cropped(row.source_path, staging / "images" / row.export_name, row)
+    target = staging / "images" / row.export_name
+    info = _reuse_crop(row, target) or _write_cropped(row.source_path, target, row)
     out.append(
         {
             "export_path": f"images/{row.export_name}",

@@ -255,3 +255,57 @@ def test_an_empty_warehouse_is_a_clear_error(fake_home):
     assert not (fake_home.root / "exports").exists() or not any(
         Path(fake_home.root / "exports").iterdir()
     )
+
+
+def _labelling_crops(home, batch_id: str) -> pd.DataFrame:
+    """What labelbox_crops writes for the batch: its crop files and table (offline, no upload)."""
+    from casbusi_assets.labelling.crops import build_crops
+    from casbusi_assets.storage.file_staging import staged_batch_dir
+
+    cleaned = warehouse.read_batch(home.warehouse, "cleaned_images", batch_id)
+    inpainted = warehouse.read_batch(home.warehouse, "inpainted_images", batch_id)
+    with staged_batch_dir(home.files, "labelbox_crops", batch_id) as staged:
+        crops = build_crops(batch_id, cleaned, inpainted, None, staged, "t", workers=2)
+    warehouse.write_batch(home.warehouse, "labelbox_crops", batch_id, crops)
+    warehouse.ensure_views(home.catalog, home.warehouse, ["labelbox_crops"])
+    return crops
+
+
+def test_the_labelling_crops_are_reused_byte_for_byte_and_never_when_stale(fake_home, monkeypatch):
+    from casbusi_assets.export import writer
+
+    decoded_sources: list[str] = []
+    real_read = writer.read_image
+
+    def counting_read(path, *args):
+        decoded_sources.append(str(path))
+        return real_read(path, *args)
+
+    monkeypatch.setattr(writer, "read_image", counting_read)
+    add_batch(fake_home, FakeBatch("batch_001", pids(0, 4), inpaint_first=True))
+    decoded = _manifest(export_home(fake_home, ExportConfig())).set_index("export_path")
+    crops = _labelling_crops(fake_home, "batch_001")
+    assert (crops["upload_status"] == "pending").all() and crops["inpainted"].any()
+    sources = set(crops["source_path"])
+
+    # A crop newer than its source is copied (no still decoded): the same bytes the export
+    # would have encoded.
+    decoded_sources.clear()
+    reused = _manifest(export_home(fake_home, ExportConfig())).set_index("export_path")
+    assert not sources & set(decoded_sources)
+    assert reused["sha256"].equals(decoded["sha256"])
+    assert reused[["crop_x", "crop_y", "crop_w", "crop_h"]].equals(
+        decoded[["crop_x", "crop_y", "crop_w", "crop_h"]]
+    )
+
+    # A crop cut before its source was last written (inpainting re-run since) is not copied:
+    # scribble on every crop, date them before their sources; the export decodes the sources.
+    for rec in crops.itertuples():
+        path = Path(rec.crop_path)
+        cv2.imwrite(str(path), np.zeros((5, 5), np.uint8))
+        source_mtime = Path(rec.source_path).stat().st_mtime
+        os.utime(path, (source_mtime - 60, source_mtime - 60))
+    decoded_sources.clear()
+    stale = _manifest(export_home(fake_home, ExportConfig())).set_index("export_path")
+    assert sources <= set(decoded_sources)
+    assert stale["sha256"].equals(decoded["sha256"])
