@@ -14,7 +14,8 @@ from casbusi_assets.synthetic.marker_captures import render_with_marker
 
 torch = pytest.importorskip("torch")
 
-# Seed 4040 is used by neither training (101-110), validation (202) nor the benchmark (6061).
+# Seed 4040 is used by neither training (101-110), validation (202) nor the benchmarks
+# (6061 / 6062 for v1, 8181 / 8182 for v2).
 SEED = 4040
 # One unambiguous case per class and pictogram: radial / anti-radial away from the hours where
 # their bar coincides with trans, long or oblique (3, 6, 9, 12 and the half hours between).
@@ -66,15 +67,16 @@ def test_shipped_weights_read_the_marker_on_fresh_captures_of_every_class(model)
     best = [om.ORIENTATION_CLASSES[int(np.argmax(p[:5]))] for p in raw["probs"]]
     truth = [orient for orient, _, _ in caps]
     right = [b == t for b, t in zip(best, truth, strict=True)]
-    # The model's best guess: v1 reads 17 of these 20 (it takes two obliques for radial and one
-    # anti-radial for trans); trans and long bars it must always get.
-    assert sum(right) >= 16, list(zip(truth, best, strict=True))
+    # The model's best guess: v2 reads 18 of these 20 (v1: 17), taking the two obliques at
+    # 7:00 for radial (45 vs 60 degrees on a small bar); trans and long bars it must always get.
+    assert sum(right) >= 17, list(zip(truth, best, strict=True))
     assert all(r for r, t in zip(right, truth, strict=True) if t in ("trans", "long"))
     assert {t for r, t in zip(right, truth, strict=True) if r} == set(om.ORIENTATION_CLASSES)
     # and what it fills in at MIN_CONFIDENCE is never wrong here
     preds = model.predict(images)
     filled = [(p, t) for p, t in zip(preds, truth, strict=True) if p[0] is not None]
-    assert filled and all(p[0] == t for p, t in filled), filled
+    assert len(filled) >= 8, filled  # v2 fills in 11 of the 20 (v1, at 0.95: 6)
+    assert all(p[0] == t for p, t in filled), filled
 
 
 def test_no_marker_leaves_the_orientation_unknown(model) -> None:
@@ -116,6 +118,11 @@ def test_the_threshold_in_code_is_the_one_chosen_with_the_weights() -> None:
     assert meta["min_confidence"] == pytest.approx(om.MIN_CONFIDENCE)
     assert tuple(meta["classes"]) == om.MODEL_CLASSES
     assert om.DEFAULT_MODEL_PATH.stat().st_size < 5_000_000
+    # and it is what the documented rule picks from the validation table stored with them
+    chosen, reached = om.choose_min_confidence(meta["validation_table"])
+    assert reached
+    assert chosen["threshold"] == pytest.approx(meta["min_confidence"])
+    assert chosen["covered_accuracy_lower"] >= 0.95
 
 
 def test_cuda_without_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
