@@ -12,14 +12,17 @@ What it does:
    ``field_box`` (the union of the regions), per style and per capture type;
 3. the real pydicom-data captures with their region sequence removed: the heuristic's IoU
    against the region (union of the image regions) each file declares, one line per file;
-4. calipers: ``detect_calipers`` with the crop box as the field and the OCR text boxes (the
-   truth text box and caliper legend box stand in for ``ocr_table.text_boxes``; ``--ocr`` runs
-   the real reader instead) as suppression boxes. A detection matches a truth mark when its
-   centre lies within ``MATCH_PX`` pixels of the mark's centre (greedy, nearest first, one to
-   one); precision and recall per mark, per style, per shape; plus OBXXXX1A and the Philips
+4. calipers, both detectors side by side on every still (the classical template matcher and
+   the learned verifier, ``models/calipers``; same image, one after the other, so machine load
+   hits both alike): ``detect_calipers`` with the crop box as the field and the OCR text boxes
+   (the truth text box and caliper legend box stand in for ``ocr_table.text_boxes``; ``--ocr``
+   runs the real reader instead) as suppression boxes. A detection matches a truth mark when
+   its centre lies within ``MATCH_PX`` pixels of the mark's centre (greedy, nearest first, one
+   to one); precision and recall per mark, per screen style, per mark look (``classic``, the
+   varied style's ``legacy`` look, its ``wide`` look), per shape; plus OBXXXX1A and the Philips
    JPGLossless echo capture (their real ``+`` marks, positions read off the pixels by hand);
-5. speed per image of each step: CPU ms of this process (median and p90), OpenCV on one
-   thread (the machine is shared, so CPU time is steadier than wall time).
+5. speed per image of each step: CPU ms of this process (median and p90), OpenCV and torch on
+   one thread (the machine is shared, so CPU time is steadier than wall time).
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ import cv2
 import numpy as np
 import pandas as pd
 import pydicom
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from casbusi_assets.cleaning.caliper_model import CaliperModel  # noqa: E402
 from casbusi_assets.cleaning.calipers import detect_calipers  # noqa: E402
 from casbusi_assets.cleaning.crop import (  # noqa: E402
     box_iou,
@@ -52,6 +57,7 @@ from casbusi_assets.cleaning.crop import (  # noqa: E402
 from casbusi_assets.pixels.decode import decode_frame, prepare_still  # noqa: E402
 
 MATCH_PX = 6.0
+DETECTORS = ("classical", "learned")
 REAL_FILES = (
     "OBXXXX1A.dcm",
     "OBXXXX1A_rle.dcm",
@@ -145,11 +151,12 @@ def _ms(samples: list[float]) -> str:
     return f"{statistics.median(s):.1f} / {s[int(0.9 * (len(s) - 1))]:.1f}"
 
 
-def run(items, ocr: bool = False, show_misses: int = 0) -> dict:
+def run(items, model: CaliperModel, ocr: bool = False, show_misses: int = 0) -> dict:
     crop_rows = []
-    cal = defaultdict(lambda: [0, 0, 0])
+    cal = {d: defaultdict(lambda: [0, 0, 0]) for d in DETECTORS}
     per_image_misses = []
-    t_regions, t_heur, t_cal = [], [], []
+    t_regions, t_heur = [], []
+    t_cal: dict[str, list[float]] = {d: [] for d in DETECTORS}
     engine = None
     if ocr:
         from casbusi_assets.ocr.engines import RapidOcrEngine
@@ -186,43 +193,51 @@ def run(items, ocr: bool = False, show_misses: int = 0) -> dict:
                 for b in (_x0y0x1y1(row["text_box"]), _x0y0x1y1(row["caliper_legend_box"]))
                 if b is not None
             ]
-        t0 = time.process_time()
-        marks = detect_calipers(img, field=with_regions.as_tuple(), text_boxes=text_boxes)
-        t_cal.append((time.process_time() - t0) * 1000)
         truth_marks = json.loads(row["calipers"] or "[]")
-        found = [(m.x + m.w / 2 - 0.5, m.y + m.h / 2 - 0.5) for m in marks]
-        tp, fp, fn = match_marks([(t["x"], t["y"]) for t in truth_marks], found)
-        for key in ("all", f"style={row['screen_style']}"):
-            c = cal[key]
-            c[0] += tp
-            c[1] += fp
-            c[2] += fn
-        # Per shape: recall only (a false positive has no shape).
-        for t in truth_marks:
-            tp1, _, _ = match_marks([(t["x"], t["y"])], found)
-            c = cal[f"shape={t['shape']}"]
-            c[0] += tp1
-            c[2] += 1 - tp1
-        if fp or fn:
-            per_image_misses.append((row["member_path"], row["capture"], tp, fp, fn))
+        looks = {t.get("look", "classic") for t in truth_marks} or {"none"}
+        for det in DETECTORS:
+            t0 = time.process_time()
+            marks = detect_calipers(
+                img,
+                field=with_regions.as_tuple(),
+                text_boxes=text_boxes,
+                model=model if det == "learned" else None,
+            )
+            t_cal[det].append((time.process_time() - t0) * 1000)
+            found = [(m.x + m.w / 2 - 0.5, m.y + m.h / 2 - 0.5) for m in marks]
+            tp, fp, fn = match_marks([(t["x"], t["y"]) for t in truth_marks], found)
+            keys = ["all", f"style={row['screen_style']}", *(f"look={k}" for k in looks)]
+            for key in keys:
+                c = cal[det][key]
+                c[0] += tp
+                c[1] += fp
+                c[2] += fn
+            # Per shape: recall only (a false positive has no shape).
+            for t in truth_marks:
+                tp1, _, _ = match_marks([(t["x"], t["y"])], found)
+                c = cal[det][f"shape={t['shape']}"]
+                c[0] += tp1
+                c[2] += 1 - tp1
+            if fp or fn:
+                per_image_misses.append((det, row["member_path"], row["capture"], tp, fp, fn))
     df = pd.DataFrame(crop_rows)
     return {
         "crop": df,
-        "calipers": dict(cal),
+        "calipers": {d: dict(v) for d, v in cal.items()},
         "misses": per_image_misses,
         "times": {
             "ultrasound_field": t_regions,
             "find_ultrasound_field": t_heur,
-            "calipers": t_cal,
+            **{f"detect_calipers ({d})": v for d, v in t_cal.items()},
         },
     }
 
 
-def real_captures() -> tuple[list[dict], dict]:
+def real_captures(model: CaliperModel) -> tuple[list[dict], dict]:
     from pydicom.data import get_testdata_file
 
     rows = []
-    cal = [0, 0, 0]
+    cal = {d: [0, 0, 0] for d in DETECTORS}
     for name in REAL_FILES:
         ds = pydicom.dcmread(get_testdata_file(name))
         img = _stored_pixels(ds)
@@ -241,12 +256,20 @@ def real_captures() -> tuple[list[dict], dict]:
             }
         )
         if name in REAL_CALIPERS:
-            marks = detect_calipers(img, field=(declared or heur).as_tuple())
-            found = [(m.x + m.w / 2 - 0.5, m.y + m.h / 2 - 0.5) for m in marks]
-            tp, fp, fn = match_marks(REAL_CALIPERS[name], found)
-            rows[-1]["calipers"] = f"tp {tp} fp {fp} fn {fn}: {[m.as_tuple() for m in marks]}"
-            cal = [cal[0] + tp, cal[1] + fp, cal[2] + fn]
-    return rows, {"real": cal}
+            notes = []
+            for det in DETECTORS:
+                marks = detect_calipers(
+                    img,
+                    field=(declared or heur).as_tuple(),
+                    model=model if det == "learned" else None,
+                )
+                found = [(m.x + m.w / 2 - 0.5, m.y + m.h / 2 - 0.5) for m in marks]
+                tp, fp, fn = match_marks(REAL_CALIPERS[name], found)
+                notes.append(f"{det}: tp {tp} fp {fp} fn {fn}")
+                c = cal[det]
+                cal[det] = [c[0] + tp, c[1] + fp, c[2] + fn]
+            rows[-1]["calipers"] = "; ".join(notes)
+    return rows, cal
 
 
 def _pr(c: list[int]) -> str:
@@ -264,8 +287,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_crop_calipers"))
     ap.add_argument("--ocr", action="store_true", help="suppress with the real OCR text boxes")
     ap.add_argument("--show", type=int, default=10, help="worst crops / caliper misses to list")
+    ap.add_argument("--model", type=Path, default=None, help="caliper weights (default: shipped)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    model = CaliperModel.load(args.model, device="cpu")
     print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.2f}")
 
     if args.batch_dir is None:
@@ -279,7 +305,7 @@ def main() -> None:
         zip_path = next(args.batch_dir.glob("*.zip"))
         truth_path = zip_path.with_suffix(".truth.parquet")
     items = load_batch(zip_path, truth_path)
-    res = run(items, ocr=args.ocr)
+    res = run(items, model, ocr=args.ocr)
     df = res["crop"]
     print(f"\n## crop IoU on {len(df)} stills (seed {args.seed})\n")
     print(
@@ -298,15 +324,16 @@ def main() -> None:
         print(f"  {r.iou_heuristic:.3f} {r.style} {r.capture} {r.member} {r.heur} vs {r.truth}")
 
     print(f"\n## calipers (per mark, match = centre within {MATCH_PX:.0f} px)\n")
-    print("| subset | TP | FP | FN | precision | recall |")
-    print("|---|---|---|---|---|---|")
-    for k in sorted(res["calipers"]):
-        print(f"| {k} {_pr(res['calipers'][k])}")
+    print("| detector | subset | TP | FP | FN | precision | recall |")
+    print("|---|---|---|---|---|---|---|")
+    for det in DETECTORS:
+        for k in sorted(res["calipers"][det]):
+            print(f"| {det} | {k} {_pr(res['calipers'][det][k])}")
     print("\nimages with caliper errors (member, capture, tp, fp, fn):")
     for m in res["misses"][: args.show * 3]:
         print("  ", m)
 
-    rows, rcal = real_captures()
+    rows, rcal = real_captures(model)
     print("\n## real pydicom-data captures, region sequence removed\n")
     print("| file | size | declared region (x, y, w, h) | heuristic | IoU | calipers |")
     print("|---|---|---|---|---|---|")
@@ -315,7 +342,8 @@ def main() -> None:
             f"| {r['file']} | {r['size']} | {r['declared']} | {r['heuristic']} | {r['iou']} "
             f"| {r.get('calipers', '')} |"
         )
-    print(f"| real calipers {_pr(rcal['real'])}")
+    for det in DETECTORS:
+        print(f"| real calipers, {det} {_pr(rcal[det])}")
 
     print("\n## speed per image (CPU ms, median / p90, one thread)\n")
     print("| step | ms |")

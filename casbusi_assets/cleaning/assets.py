@@ -1,11 +1,12 @@
 """Cleaning stage: per-image and per-clip decisions (include, or the reason codes why not)."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from casbusi_assets.cleaning.batch import StepTimer, clean_images, clean_videos
+from casbusi_assets.cleaning.batch import StepTimer, clean_images, clean_videos, default_calipers
 from casbusi_assets.cleaning.resources import CleaningSettings
 from casbusi_assets.cleaning.rules import REASON_CODES
 from casbusi_assets.cleaning.sheets import sheets_by_reason
@@ -63,6 +64,24 @@ def _orientation_model(
     return predict, f"{model.path.name} on {model.device}, min confidence {threshold}"
 
 
+def _caliper_step(
+    context: dg.AssetExecutionContext, settings: CleaningSettings, device: DeviceResource
+) -> tuple[Callable, str]:
+    """The caliper detector for the step: the learned verifier on the resource's device, or
+    the classical matcher when it is switched off or its weights are missing."""
+    if not settings.use_caliper_model:
+        return default_calipers, "classical (use_caliper_model=false)"
+    from casbusi_assets.cleaning.caliper_model import CaliperModelError, LearnedCalipers
+
+    step = LearnedCalipers(settings.caliper_model_path or None, device=device.device)
+    try:
+        model = step.load()
+    except CaliperModelError as exc:
+        context.log.warning(f"caliper model unavailable, using the classical detector: {exc}")
+        return default_calipers, f"classical (model unavailable: {exc})"
+    return step, f"{Path(step.path).name} on {model.device}, threshold {model.threshold}"
+
+
 def _zip_or_none(context: dg.AssetExecutionContext, home, batch_id: str):
     """The batch's zip, for re-decoding colour originals; without it the green test runs on the
     stored PNG (a warning says so) rather than failing the whole batch."""
@@ -91,6 +110,7 @@ def cleaned_images(
     home = casbusi_home.layout()
     batch_id = context.partition_key
     predict, model_note = _orientation_model(context, cleaning_settings, device)
+    caliper_fn, caliper_note = _caliper_step(context, cleaning_settings, device)
     timer = StepTimer()
     df = clean_images(
         batch_id,
@@ -102,6 +122,7 @@ def cleaned_images(
         warehouse=home.warehouse,
         batch_order=context.instance.get_dynamic_partitions(batch_partitions.name),
         zip_path=_zip_or_none(context, home, batch_id),
+        caliper_fn=caliper_fn,
         orientation_fn=predict,
         timer=timer,
         report=context.log.info,
@@ -111,6 +132,7 @@ def cleaned_images(
     meta.update(
         orientation_source=counts(df["orientation_source"]) if len(df) else {},
         orientation_model=model_note,
+        caliper_detector=caliper_note,
         ms_per_image_by_step=timer.ms_per_item(),
         sample=markdown_table(
             df[~df["include"].astype(bool)] if len(df) else df,

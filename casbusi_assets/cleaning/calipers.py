@@ -1,4 +1,10 @@
-"""Caliper marks on a capture, found on the CPU without a model: one box per mark.
+"""Caliper marks on a capture, found on the CPU: one box per mark.
+
+Two detectors share this entry point (`detect_calipers`): the classical template matcher
+described below (no model; it knows ``+``, ``x``, open ``+`` and dots only), and, given a
+loaded `caliper_model.CaliperModel`, shape-agnostic proposals with a small learned verifier
+that covers every mark family of the widened generator (tilted crosses, stars, diamonds,
+circles, points, brackets, arrowheads). benchmarks/README.md compares the two.
 
 Sonographers measure a lesion by placing pairs of marks (``+``, ``x``, small crosses, dots, a
 light cross with a dark rim) joined by a dotted line; the scanner burns them into the pixels.
@@ -38,9 +44,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from casbusi_assets.cleaning.caliper_model import CaliperModel
 
 TOPHAT_PX = 11
 TOPHAT_MIN = 45
@@ -415,13 +425,20 @@ def detect_calipers(
     *,
     field: tuple[int, int, int, int] | None = None,
     text_boxes: Sequence[tuple[int, int, int, int]] = (),
+    model: CaliperModel | None = None,
 ) -> list[CaliperMark]:
     """Caliper marks of one capture (grey H x W or RGB H x W x 3), one per mark.
 
     ``field`` is the ultrasound field as (x, y, w, h) (a `CropBox.as_tuple()`); hits outside it
     are chrome. ``text_boxes`` are OCR text boxes as (x0, y0, x1, y1), the ``box`` of each
     ``ocr_table.text_boxes`` item (see :func:`text_boxes_from_json`); hits inside are glyphs.
+    ``model`` (a loaded `caliper_model.CaliperModel`) switches from the template matcher below
+    to the shape-agnostic proposals and learned verifier of `caliper_model.py`.
     """
+    if model is not None:
+        from casbusi_assets.cleaning.caliper_model import detect_calipers_learned
+
+        return detect_calipers_learned(image, model, field=field, text_boxes=text_boxes)
     m = _mark_channel(image)
     h, w = m.shape
     if field is not None:

@@ -59,6 +59,13 @@ class CleaningSettings(dg.ConfigurableResource):
     use_orientation_model: bool = Field(
         default=True, description="fill orientation from the model where the text gives none"
     )
+    use_caliper_model: bool = Field(
+        default=True,
+        description="calipers: the learned verifier (models/calipers); false = classical matcher",
+    )
+    caliper_model_path: str = Field(
+        default="", description="caliper verifier weights; empty = the shipped model"
+    )
     sheet_images_per_reason: int = Field(
         default=4, description="excluded images per reason on the metadata contact sheet"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -13,6 +14,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from casbusi_assets.cleaning.caliper_model import CaliperModel, CaliperModelError
 from casbusi_assets.cleaning.calipers import (
     CaliperMark,
     caliper_boxes_json,
@@ -21,7 +23,17 @@ from casbusi_assets.cleaning.calipers import (
 )
 from casbusi_assets.pixels.decode import decode_frame, prepare_still
 from casbusi_assets.synthetic import GeneratorConfig, generate_batch
-from casbusi_assets.synthetic.scanner_screen import _draw_mark
+from casbusi_assets.synthetic.annotations import sample_annotation
+from casbusi_assets.synthetic.scanner_screen import (
+    CALIPER_COLOURS,
+    CALIPER_SHAPES,
+    PROFILES,
+    CaptureSpec,
+    _draw_body_marker,
+    _draw_mark,
+    draw_text,
+    render_capture,
+)
 
 FIELD = (40, 30, 720, 540)  # x, y, w, h
 
@@ -176,7 +188,174 @@ def test_the_real_philips_capture_gives_its_two_calipers_and_not_the_legend_glyp
         assert np.hypot(m.centre[0] - x, m.centre[1] - y) <= 3
 
 
-def test_generated_caliper_captures_every_mark_found(tmp_path):
+@functools.lru_cache(maxsize=8)
+def _screen_cached(seed: int):
+    """A generated grey screen without calipers or body marker, its field and text box."""
+    rng = np.random.default_rng(seed)
+    profile = PROFILES[3]  # Philips iU22, 800 x 600
+    spec = CaptureSpec(
+        capture="grayscale",
+        width=800,
+        height=600,
+        profile=profile,
+        probe=profile.probes[0],
+        study_date="20240115",
+        study_time="101500",
+        annotation=sample_annotation(rng, "left", "breast"),
+        body_marker=False,
+    )
+    r = render_capture(spec, rng)
+    reg = r.regions[0]
+    return r.frames[0], (reg.x0, reg.y0, reg.x1 - reg.x0 + 1, reg.y1 - reg.y0 + 1), r.text_box
+
+
+def _screen(seed: int = 21):
+    img, field, text_box = _screen_cached(seed)
+    return img.copy(), field, [text_box] if text_box else []
+
+
+def _at(field, u: float, v: float) -> tuple[int, int]:
+    x, y, w, h = field
+    return (int(x + u * w), int(y + v * h))
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The shipped verifier (models/calipers/calipers_v1.pt) on the CPU."""
+    return CaliperModel.load(device="cpu")
+
+
+def _wide_pair(img, p, q, shape, s, colour=(250,), thick=1, angle=0.0, line=True):
+    """A pair of marks of any family (arrowheads point away from each other)."""
+    length = float(np.hypot(q[0] - p[0], q[1] - p[1]))
+    ink = colour if img.ndim == 3 else colour[0]
+    if line:
+        for t in np.arange(s + thick + 3, length - s - thick - 2, 5):
+            xx = int(round(p[0] + (q[0] - p[0]) * t / length))
+            yy = int(round(p[1] + (q[1] - p[1]) * t / length))
+            img[yy, xx] = ink
+    out = []
+    for a, b in ((p, q), (q, p)):
+        ang = angle
+        if "arrowhead" in shape:
+            ang = float(np.degrees(np.arctan2(a[1] - b[1], a[0] - b[0])))
+        out.append(_draw_mark(img, *a, shape, s, colour, thick, ang))
+    return out
+
+
+def _found_near(boxes, marks, tol=3.0):
+    cs = _centres(marks)
+    return [
+        sum(np.hypot(c[0] - x - (w - 1) / 2, c[1] - y - (h - 1) / 2) <= tol for c in cs)
+        for x, y, w, h in boxes
+    ]
+
+
+# Every family the widened generator draws, small and large, upright and tilted.
+FAMILIES = [
+    (shape, s, thick, angle)
+    for shape in CALIPER_SHAPES
+    if shape != "bracket"
+    for s, thick, angle in (
+        ((3, 1, 0.0), (5, 1, 0.0))
+        if shape in ("point", "small_cross", "dot")
+        else ((4, 1, 25.0), (10, 2, 60.0))
+    )
+] + [
+    ("bracket", 4, 1, 0.0),
+    # Known limit (benchmarks/README): "[ ]" brackets wider than ~10 px, or tilted, are
+    # proposed as two halves the verifier rarely accepts as one mark.
+    pytest.param(
+        "bracket", 8, 1, 0.0, marks=pytest.mark.xfail(strict=True, reason="large brackets")
+    ),
+]
+
+
+@pytest.mark.parametrize(("shape", "s", "thick", "angle"), FAMILIES)
+def test_learned_detector_finds_each_mark_family_once(model, shape, s, thick, angle):
+    img, field, texts = _screen()
+    # On the darker lower half of the field: a mark over bright glandular tissue that is not
+    # 40 levels brighter than its ring is not proposed (a known limit, benchmarks/README).
+    p, q = _at(field, 0.3, 0.62), _at(field, 0.62, 0.78)
+    boxes = _wide_pair(img, p, q, shape, s, thick=thick, angle=angle)
+    marks = detect_calipers(img, field=field, text_boxes=texts, model=model)
+    assert _found_near(boxes, marks) == [1, 1], (boxes, [m.as_tuple() for m in marks])
+    assert len(marks) == 2
+    # The box is the mark's: its centre within 3 px, its size within 3 px of the ink box.
+    for (_x, _y, w, h), k in zip(sorted(boxes), sorted(m.as_tuple() for m in marks), strict=True):
+        assert abs(k[2] - w) <= 3 and abs(k[3] - h) <= 3
+
+
+@pytest.mark.parametrize("colour", sorted(CALIPER_COLOURS))
+def test_learned_detector_finds_marks_of_every_colour_on_rgb(model, colour):
+    grey, field, texts = _screen()
+    img = np.repeat(grey[..., None], 3, axis=-1)
+    rgb = CALIPER_COLOURS[colour]
+    boxes = _wide_pair(img, _at(field, 0.2, 0.6), _at(field, 0.4, 0.72), "tilted_cross", 6, rgb)
+    boxes += _wide_pair(img, _at(field, 0.6, 0.62), _at(field, 0.8, 0.8), "diamond", 6, rgb)
+    marks = detect_calipers(img, field=field, text_boxes=texts, model=model)
+    assert _found_near(boxes, marks) == [1, 1, 1, 1] and len(marks) == 4, marks
+
+
+def test_learned_detector_finds_pairs_without_a_line(model):
+    img, field, texts = _screen()
+    boxes = _wide_pair(img, _at(field, 0.2, 0.6), _at(field, 0.4, 0.72), "star", 7, line=False)
+    boxes += _wide_pair(img, _at(field, 0.6, 0.62), _at(field, 0.8, 0.8), "circle", 5, line=False)
+    marks = detect_calipers(img, field=field, text_boxes=texts, model=model)
+    assert _found_near(boxes, marks) == [1, 1, 1, 1] and len(marks) == 4, marks
+
+
+def test_text_ruler_and_body_marker_are_not_calipers(model):
+    img, field, _ = _screen()
+    x, y, w, h = field
+    # Annotation text inside the field (glyphs such as "x", "+", "o" look like marks), no OCR.
+    lines = ["LT BREAST 2:00 3CM FN", "x + o * 1.2 x 0.8"]
+    draw_text(img, lines, x + 20, y + h - 60, "hershey_simplex", 11, (235,))
+    # A depth ruler with ticks and dots down the field's right edge.
+    for k in range(10, h - 10, 26):
+        cv2.line(img, (x + w - 14, y + k), (x + w - 6, y + k), 230, 1)
+        img[y + k + 13 : y + k + 15, x + w - 11 : x + w - 9] = 230
+    # A body-marker pictogram on its dark backdrop, over the tissue.
+    mx, my = x + w - 70, y + 60
+    img[my - 40 : my + 40, mx - 40 : mx + 40] //= 4
+    _draw_body_marker(img, np.random.default_rng(0), mx, my, 70, None, 30.0, (230,))
+    assert detect_calipers(img, field=field, model=model) == []
+    # The same screen with a real measurement: only its two marks.
+    boxes = _wide_pair(img, _at(field, 0.3, 0.62), _at(field, 0.5, 0.75), "asterisk", 6)
+    marks = detect_calipers(img, field=field, model=model)
+    assert _found_near(boxes, marks) == [1, 1] and len(marks) == 2, marks
+
+
+def test_learned_detector_suppresses_text_boxes_and_chrome(model):
+    img, field, texts = _screen()
+    x, y, w, h = field
+    _draw_mark(img, x - 12, y + h // 2, "star", 6, (250,))  # outside the field: chrome
+    gx, gy = _at(field, 0.7, 0.2)
+    _draw_mark(img, gx, gy, "+", 5, (250,))  # a glyph inside an OCR text box
+    boxes = _wide_pair(img, _at(field, 0.3, 0.65), _at(field, 0.5, 0.7), "bracket", 5)
+    texts = [*texts, (gx - 20, gy - 10, gx + 80, gy + 10)]
+    marks = detect_calipers(img, field=field, text_boxes=texts, model=model)
+    assert _found_near(boxes, marks) == [1, 1] and len(marks) == 2, marks
+
+
+def test_learned_detector_on_empty_and_plain_screens(model):
+    assert detect_calipers(np.zeros((200, 300), np.uint8), model=model) == []
+    for seed in (31, 32, 33):
+        img, field, texts = _screen(seed)
+        assert detect_calipers(img, field=field, text_boxes=texts, model=model) == []
+
+
+def test_missing_or_foreign_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(CaliperModelError, match="not found"):
+        CaliperModel.load(tmp_path / "none.pt")
+    import torch
+
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CaliperModelError, match="not a caliper checkpoint"):
+        CaliperModel.load(tmp_path / "other.pt")
+
+
+def test_generated_caliper_captures_every_mark_found(tmp_path, model):
     cfg = GeneratorConfig(
         stills_per_study=(3, 3),
         cine_per_study=(0, 0),
@@ -196,7 +375,9 @@ def test_generated_caliper_captures_every_mark_found(tmp_path):
             img = prepare_still(decode_frame(ds, 0), ds.PhotometricInterpretation).array
             x0, y0, x1, y1 = json.loads(row.regions)[0]
             texts = [tuple(json.loads(b)) for b in (row.text_box, row.caliper_legend_box) if b]
-            marks = detect_calipers(img, field=(x0, y0, x1 - x0 + 1, y1 - y0 + 1), text_boxes=texts)
+            marks = detect_calipers(
+                img, field=(x0, y0, x1 - x0 + 1, y1 - y0 + 1), text_boxes=texts, model=model
+            )
             truth_marks = json.loads(row.calipers or "[]")
             # The truth gives every mark's box.
             assert all(len(t["box"]) == 4 for t in truth_marks)
