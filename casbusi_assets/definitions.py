@@ -86,6 +86,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             engine=_env("CASBUSI_OCR_ENGINE", "rapidocr"),
             model_dir=_env("CASBUSI_EASYOCR_MODEL_DIR", ""),
             min_score=float(_env("CASBUSI_OCR_MIN_SCORE", "0.5")),
+            workers=int(_env("CASBUSI_WORKERS", "0")),  # 0 = one per available core
         ),
         "cleaning_settings": CleaningSettings(
             green_margin=float(_env("CASBUSI_GREEN_MARGIN", "10")),
@@ -99,11 +100,13 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             max_regions=int(_env("CASBUSI_MAX_REGIONS", "1")),
             orientation_min_confidence=float(_env("CASBUSI_ORIENTATION_MIN_CONFIDENCE", "-1")),
             orientation_model_path=_env("CASBUSI_ORIENTATION_MODEL", ""),
+            workers=int(_env("CASBUSI_WORKERS", "0")),
         ),
         "inpaint_settings": InpaintSettings(
             method=_env("CASBUSI_INPAINT_METHOD", "learned"),
             radius=float(_env("CASBUSI_INPAINT_RADIUS", "3")),
             model_path=_env("CASBUSI_INPAINT_MODEL", DEFAULT_MODEL_PATH),
+            workers=int(_env("CASBUSI_WORKERS", "0")),
         ),
         "inbox_settings": InboxSettings(
             settle_seconds=float(_env("CASBUSI_INBOX_SETTLE_SECONDS", "10"))

@@ -12,7 +12,7 @@ from casbusi_assets.shared.partitions import batch_table
 from casbusi_assets.shared.resources import DeviceResource
 
 
-# One inference step at a time per machine: the engine already uses every core (or the GPU).
+# One inference step at a time per machine: on CPU its worker processes use every core.
 @dg.asset(
     **batch_table("ocr", {"onnx", "parquet"}, pool="inference"),
 )
@@ -30,11 +30,16 @@ def ocr_table(
     cm. Scanner chrome (header, MI/TIS, depth scale, caliper legends) is ignored."""
     resolved = device.resolve(ocr_engine.engine)
     context.log.info(f"OCR engine {ocr_engine.engine} on {resolved} (requested {device.device})")
-    engine = ocr_engine.create(resolved)
     ok_catalog = dicom_catalog[dicom_catalog["status"] == "ok"]
     regions = dict(zip(ok_catalog["sop_instance_uid"], ok_catalog["us_regions"], strict=True))
     df = read_batch_annotations(
-        image_table, video_table, engine, regions, ocr_engine.min_score, report=context.log.info
+        image_table,
+        video_table,
+        ocr_engine.spec(resolved),
+        regions,
+        ocr_engine.min_score,
+        report=context.log.info,
+        workers=ocr_engine.workers,
     )
     ok = df[df["status"] == "ok"] if len(df) else df
     yield dg.Output(

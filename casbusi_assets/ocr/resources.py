@@ -13,6 +13,16 @@ class OcrEngineResource(dg.ConfigurableResource):
     engine: str = Field(default="rapidocr", description="rapidocr | easyocr")
     model_dir: str = Field(default="", description="EasyOCR weights folder (craft + english_g2)")
     min_score: float = Field(default=0.5, description="Drop text boxes scored below this")
+    workers: int = Field(
+        default=0,
+        description="Processes reading screens on CPU (0 = one per core, 1 = the step's process)",
+    )
+
+    def spec(self, device: str):
+        """A picklable recipe for the engine, which each worker process builds for itself."""
+        from casbusi_assets.ocr.batch import EngineSpec
+
+        return EngineSpec(self.engine, device, self.model_dir or None)
 
     def create(self, device: str):
         from casbusi_assets.ocr.engines import make_engine

@@ -71,3 +71,40 @@ def test_batch_rows_for_images_clips_and_failures(engine, tmp_path):
     assert set(df["ocr_engine"]) == {"rapidocr"} and set(df["ocr_device"]) == {"cpu"}
     shares = field_recovery(df)
     assert shares["laterality"] == 1.0 and shares["area"] == 1.0
+
+
+def test_worker_processes_give_the_rows_one_process_gives(engine, tmp_path):
+    """Two worker processes, each building its own engine from the spec, read the same text in
+    the same row order as the step's own engine; an unreadable file is still its own row."""
+    from casbusi_assets.ocr.batch import EngineSpec
+
+    texts = [["LT BREAST 2:00 3CM FN", "RADIAL"], ["RT 10:30", "TRANS"], ["L 4:00", "LONG"]]
+    rows = [
+        {
+            "sop_instance_uid": f"1.{i}",
+            "status": "ok",
+            "image_path": _capture(tmp_path / f"{i}.png", t),
+        }
+        for i, t in enumerate(texts)
+    ]
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    rows.append(
+        {"sop_instance_uid": "1.9", "status": "ok", "image_path": str(tmp_path / "bad.png")}
+    )
+    images, videos = pd.DataFrame(rows), pd.DataFrame(columns=["sop_instance_uid", "status"])
+    columns = ["sop_instance_uid", "status", "laterality", "orientation", "clock_pos"]
+    serial = read_batch_annotations(images, videos, engine)
+    pooled = read_batch_annotations(images, videos, EngineSpec("rapidocr", "cpu"), workers=2)
+    pd.testing.assert_frame_equal(serial[columns], pooled[columns])
+    assert pooled["laterality"].tolist()[:3] == ["left", "right", "left"]
+    assert pooled.loc[3, "status"] == "failed" and "cannot read" in pooled.loc[3, "error"]
+
+
+def test_pooled_spec_spreads_only_rapidocr_on_cpu():
+    from casbusi_assets.ocr.batch import EngineSpec, pooled_spec
+
+    assert pooled_spec(EngineSpec("rapidocr", "cpu"), 1) is None
+    assert pooled_spec(EngineSpec("rapidocr", "cuda"), 2) is None
+    assert pooled_spec(EngineSpec("easyocr", "cpu"), 2) is None
+    spec = pooled_spec(EngineSpec("rapidocr", "cpu"), 2)
+    assert spec is not None and dict(spec.opts)["threads"] >= 1
