@@ -41,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from casbusi_assets.cleaning.calipers import CaliperMark, _inside, _mark_channel
+from casbusi_assets.cleaning.calipers import BoxGeometry, CaliperMark, _inside, _mark_channel
 
 TOPHAT_PX = 31
 TOPHAT_MIN = 40
@@ -70,7 +70,7 @@ class CaliperModelError(RuntimeError):
 
 
 @dataclass
-class Candidate:
+class Candidate(BoxGeometry):
     """A proposal: its box (x0, y0 inclusive; x1, y1 exclusive) in image pixels, its pixels,
     its colour and how it was made."""
 
@@ -82,18 +82,6 @@ class Candidate:
     level: float  # mark-channel level
     hue: np.ndarray  # median colour (1 or 3 values)
     group: int = 1  # pieces joined
-
-    @property
-    def cx(self) -> float:
-        return (self.x0 + self.x1 - 1) / 2
-
-    @property
-    def cy(self) -> float:
-        return (self.y0 + self.y1 - 1) / 2
-
-    @property
-    def size(self) -> int:
-        return max(self.x1 - self.x0, self.y1 - self.y0)
 
 
 def _window(shape: tuple[int, ...], field: tuple[int, int, int, int] | None, pad: int):

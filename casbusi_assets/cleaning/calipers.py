@@ -93,17 +93,13 @@ class CaliperMark:
         return (self.x, self.y, self.w, self.h)
 
 
-@dataclass
-class _Candidate:
+class BoxGeometry:
+    """Centre and size of a candidate box with x0, y0 inclusive and x1, y1 exclusive."""
+
     x0: int
     y0: int
-    x1: int  # exclusive
+    x1: int
     y1: int
-    mask: np.ndarray  # bool, (y1 - y0, x1 - x0)
-    level: float
-    shape: str = ""
-    score: float = 0.0
-    grouped: bool = False
 
     @property
     def cx(self) -> float:
@@ -116,6 +112,19 @@ class _Candidate:
     @property
     def size(self) -> int:
         return max(self.x1 - self.x0, self.y1 - self.y0)
+
+
+@dataclass
+class _Candidate(BoxGeometry):
+    x0: int
+    y0: int
+    x1: int  # exclusive
+    y1: int
+    mask: np.ndarray  # bool, (y1 - y0, x1 - x0)
+    level: float
+    shape: str = ""
+    score: float = 0.0
+    grouped: bool = False
 
 
 # --------------------------------------------------------------------------------------------
