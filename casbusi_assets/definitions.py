@@ -46,6 +46,15 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def _caliper_detector() -> str:
+    value = _env("CASBUSI_CALIPER_DETECTOR", "learned").strip().lower()
+    if value not in ("learned", "classical"):
+        raise ValueError(
+            f"CASBUSI_CALIPER_DETECTOR must be 'learned' or 'classical', not {value!r}"
+        )
+    return value
+
+
 def _env_var(name: str) -> str | dg.EnvVar:
     """A secret or id as an EnvVar (resolved at run time, shown by name in the UI) when it is
     set, else empty: an EnvVar of an unset variable fails every run, and unset means offline."""
@@ -100,6 +109,8 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             max_regions=int(_env("CASBUSI_MAX_REGIONS", "1")),
             orientation_min_confidence=float(_env("CASBUSI_ORIENTATION_MIN_CONFIDENCE", "-1")),
             orientation_model_path=_env("CASBUSI_ORIENTATION_MODEL", ""),
+            use_caliper_model=_caliper_detector() == "learned",
+            caliper_model_path=_env("CASBUSI_CALIPER_MODEL", ""),
             workers=int(_env("CASBUSI_WORKERS", "0")),
         ),
         "inpaint_settings": InpaintSettings(

@@ -117,3 +117,15 @@ def test_descriptions_keep_their_path_placeholders():
     for node in nodes:
         outside_code = re.sub(r"`[^`]*`", "", node.description or "")
         assert not re.findall(r"<[a-z_]+>", outside_code), node.key
+
+
+def test_caliper_detector_is_chosen_by_environment(monkeypatch):
+    from casbusi_assets.definitions import build_resources
+
+    monkeypatch.delenv("CASBUSI_CALIPER_DETECTOR", raising=False)
+    assert build_resources()["cleaning_settings"].use_caliper_model is True
+    monkeypatch.setenv("CASBUSI_CALIPER_DETECTOR", "classical")
+    assert build_resources()["cleaning_settings"].use_caliper_model is False
+    monkeypatch.setenv("CASBUSI_CALIPER_DETECTOR", "magic")
+    with pytest.raises(ValueError, match="CASBUSI_CALIPER_DETECTOR must be"):
+        build_resources()
