@@ -175,19 +175,23 @@ def read_batch_annotations(
         engine, pooled = spec.build(), None
     name, device = (spec.name, spec.device) if spec else (engine.name, engine.device)
 
-    def tasks() -> Iterator[tuple[EngineSpec, str, tuple[int, int, int, int] | None, float]]:
-        for _, row, path in sources:
-            if path is not None:
-                region = region_union(regions.get(row["sop_instance_uid"]))
-                yield pooled, path, region, min_score
-
+    jobs = [
+        (pooled, path, region_union(regions.get(row["sop_instance_uid"])), min_score)
+        for _, row, path in sources
+        if path is not None
+    ]
     rows = []
     with WorkerPool(resolve_workers(workers) if pooled else 1) as pool:
-        readings = pool.map(_read_in_worker, tasks()) if pooled else None
-        for _source, row, path in sources:
+        # one reading per readable source, in order: from the workers, or read here
+        readings = (
+            pool.map(_read_in_worker, jobs)
+            if pooled
+            else (_read_fields(engine, path, region, score) for _, path, region, score in jobs)
+        )
+        for source, row, path in sources:
             out = {
                 "sop_instance_uid": row["sop_instance_uid"],
-                "source": _source,
+                "source": source,
                 "ocr_engine": name,
                 "ocr_device": device,
             }
@@ -195,11 +199,8 @@ def read_batch_annotations(
                 out.update(
                     status="failed", error=f"no exported pixels ({row.get('error') or 'missing'})"
                 )
-            elif readings is not None:
-                out.update(next(readings))
             else:
-                region = region_union(regions.get(row["sop_instance_uid"]))
-                out.update(_read_fields(engine, path, region, min_score))
+                out.update(next(readings))
             rows.append(out)
             if progress:
                 progress.advance()

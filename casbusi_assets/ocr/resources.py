@@ -23,8 +23,3 @@ class OcrEngineResource(dg.ConfigurableResource):
         from casbusi_assets.ocr.batch import EngineSpec
 
         return EngineSpec(self.engine, device, self.model_dir or None)
-
-    def create(self, device: str):
-        from casbusi_assets.ocr.engines import make_engine
-
-        return make_engine(self.engine, device=device, model_dir=self.model_dir or None)
