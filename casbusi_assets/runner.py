@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from casbusi_assets.ingest.sources import ZipFingerprint, batch_key_for, register_zip
+from casbusi_assets.shared.parallel import SpawnBootstrapError, ensure_not_spawn_bootstrap
 from casbusi_assets.shared.partitions import batch_partitions
 from casbusi_assets.storage.home import HomeLayout, ensure_dagster_home
 
@@ -60,6 +61,10 @@ def run_batch(
     select: Sequence[str] | None = None,
     echo: Callable[[str], None] = print,
 ) -> BatchRunOutcome:
+    try:
+        ensure_not_spawn_bootstrap("run_batch")
+    except SpawnBootstrapError as err:
+        raise RunBatchError(str(err)) from None
     zip_path = Path(zip_path).expanduser().resolve()
     if not zip_path.is_file():
         raise RunBatchError(f"{zip_path} does not exist or is not a file")

@@ -7,13 +7,16 @@ a threaded process can deadlock.
 A `WorkerPool` is one set of worker processes for a whole step: every chunk of a batch goes
 through the same workers (spawning costs ~1 s of imports per worker), and leaving the `with`
 block shuts them down, so no worker outlives the run. Only a bounded window of items is in
-flight at a time, so memory does not grow with the number of items.
+flight at a time, so memory does not grow with the number of items. A worker also exits on its own
+when its parent dies (a killed run, a crashed step), instead of being left to burn CPU.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +28,43 @@ R = TypeVar("R")
 # Items in flight per worker: enough that a worker never waits for the parent to hand it the
 # next item, few enough that the queued inputs and finished results stay small.
 IN_FLIGHT_PER_WORKER = 4
+
+# How often an idle or busy worker checks that the process that started it is still alive.
+PARENT_POLL_SECONDS = 1.0
+
+
+class SpawnBootstrapError(RuntimeError):
+    """Work was started while a spawned worker process was importing the caller's script."""
+
+
+def ensure_not_spawn_bootstrap(what: str) -> None:
+    """Refuse to start `what` inside a worker that is re-importing the caller's main module.
+
+    Spawned workers import the script that started them. A script that calls run_batch (or any
+    entry point that starts workers) at module level, without an `if __name__ == "__main__":`
+    guard, would otherwise run the whole batch again in every worker, on the same home.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SpawnBootstrapError(
+            f"{what} was called while a casbusi worker process was importing your script. "
+            "Worker processes are started with 'spawn', which re-imports the main module: put "
+            'the call under `if __name__ == "__main__":`.'
+        )
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent_pid:  # re-parented: the step process is gone
+            os._exit(1)
+
+
+def _worker_start(parent_pid: int) -> None:
+    """Initializer of every pool worker: watch the parent from a daemon thread, because a
+    worker blocked in a long item or waiting on its queue never notices the parent's death."""
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), name="casbusi-parent-watch", daemon=True
+    ).start()
 
 
 def default_workers() -> int:
@@ -67,7 +107,12 @@ class WorkerPool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             ctx = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=ctx,
+                initializer=_worker_start,
+                initargs=(os.getpid(),),
+            )
         return self._executor
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:

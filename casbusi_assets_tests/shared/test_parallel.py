@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +66,91 @@ def test_one_worker_runs_in_this_process() -> None:
     with WorkerPool(1) as pool:
         assert set(pool.map(_pid, range(3))) == {os.getpid()}
     assert list(parallel_map(_square, [1, 2, 3], workers=2)) == [1, 4, 9]
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _run_script(tmp_path: Path, body: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(body))
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+
+
+def test_workers_exit_when_the_step_process_is_killed(tmp_path: Path) -> None:
+    # A step killed with SIGKILL (a cancelled run, an OOM kill) runs no cleanup: its workers must
+    # notice on their own instead of running on with nobody to read their results.
+    pids_file = tmp_path / "pids"
+    done = _run_script(
+        tmp_path,
+        f"""
+        import os, signal, time
+        from casbusi_assets.shared.parallel import WorkerPool
+
+        if __name__ == "__main__":
+            pool = WorkerPool(2)
+            futures = [pool.submit(time.sleep, 600) for _ in range(2)]
+            while len(pool._executor._processes) < 2:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            with open({str(pids_file)!r}, "w") as f:
+                f.write(" ".join(str(p) for p in pool._executor._processes))
+            os.kill(os.getpid(), signal.SIGKILL)
+        """,
+    )
+    assert done.returncode == -signal.SIGKILL
+    workers = [int(p) for p in pids_file.read_text().split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30  # a liveness bound, not a speed figure
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in workers if _alive(p)]
+    for p in left:  # never leave them behind, even when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed parent"
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
+    # Spawned workers re-import the main script; one that starts a batch at module level would
+    # otherwise run the batch again inside every worker, on the same home.
+    done = _run_script(
+        tmp_path,
+        """
+        from casbusi_assets.shared.parallel import WorkerPool, ensure_not_spawn_bootstrap
+
+        ensure_not_spawn_bootstrap("run_batch")  # what run_batch does first
+        with WorkerPool(2) as pool:
+            print(list(pool.map(abs, [-1, -2, -3])))
+        """,
+    )
+    assert done.returncode != 0
+    assert "run_batch was called while a casbusi worker process was importing your script" in (
+        done.stderr
+    )
+    assert 'if __name__ == "__main__":' in done.stderr
+
+
+def test_run_batch_refuses_to_start_inside_a_worker_bootstrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    from casbusi_assets.runner import RunBatchError, run_batch
+    from casbusi_assets.storage.home import layout
+
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(RunBatchError, match="__main__"):
+        run_batch(tmp_path / "batch.zip", layout(tmp_path / "home"))
+    assert not (tmp_path / "home").exists()  # nothing was written before the refusal
