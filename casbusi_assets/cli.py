@@ -110,7 +110,9 @@ def cmd_delete_batch(args: argparse.Namespace, home: HomeLayout) -> int:
         return _fail(str(exc))
     _echo(
         f"batch {args.batch}: removed from {removed['tables']} table(s) and "
-        f"{removed['file_folders']} file folder(s); partition deleted"
+        f"{removed['file_folders']} file folder(s)"
+        + (f" and {removed['label_masks']} label mask(s)" if removed.get("label_masks") else "")
+        + "; partition deleted"
     )
     return 0
 

@@ -186,10 +186,16 @@ def delete_batch(home: HomeLayout, key: str) -> dict[str, int]:
     if key not in known:
         listing = ", ".join(sorted(known)) or "none"
         raise UnknownBatchError(f"no batch '{key}' in {home.root} (batches: {listing})")
-    removed = {"tables": 0, "file_folders": 0}
+    from casbusi_assets.labelling.archive import TABLE as LABELS_ARCHIVE
+    from casbusi_assets.labelling.archive import remove_batch_labels
+
+    removed = {"tables": 0, "file_folders": 0, "label_masks": 0}
     for table in warehouse.tables_present(home.warehouse):
         if warehouse.batch_dir(home.warehouse, table, key).exists():
-            warehouse.delete_batch(home.warehouse, table, key)
+            if table == LABELS_ARCHIVE:  # its masks live in per-version folders shared by batches
+                removed["label_masks"] += remove_batch_labels(home.warehouse, key)
+            else:
+                warehouse.delete_batch(home.warehouse, table, key)
             removed["tables"] += 1
             # the view now reads an empty typed file when this was the table's last batch
             warehouse.ensure_views(home.catalog, home.warehouse, [table])

@@ -308,6 +308,23 @@ def write_version(warehouse: Path, version: str, df: pd.DataFrame) -> list[str]:
     return written
 
 
+def remove_batch_labels(warehouse: Path, batch: str) -> int:
+    """Delete the archive rows of one batch's images, every version, with their mask files (the
+    masks of a version sit in one folder for all batches, so deleting the batch's rows alone
+    would leave them behind). Returns the number of mask files removed."""
+    from casbusi_assets.storage.files import remove_file
+
+    removed = 0
+    with _table_lock(warehouse):
+        if batch not in _batch_files(warehouse):
+            return 0
+        rows = read_batch(warehouse, TABLE, batch)
+        for path in rows["mask_path"].dropna().unique() if len(rows) else ():
+            removed += remove_file(path)
+        delete_batch(warehouse, TABLE, batch)
+    return removed
+
+
 def read_versions(warehouse: Path, versions: Sequence[str] | None = None) -> pd.DataFrame:
     """The archive rows of the given versions (default: all), oldest version first."""
     df = read_all_batches(warehouse, TABLE)

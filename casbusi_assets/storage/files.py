@@ -120,6 +120,21 @@ def list_files(folder: PathLike, pattern: str = "*") -> list[str]:
     return sorted(str(UPath(f"{proto}://{f.lstrip('/')}")) for f in files)
 
 
+def remove_file(path: PathLike) -> bool:
+    """Delete one stored file; False when it was not there."""
+    p = data_path(path)
+    if not is_remote(p):
+        try:
+            Path(p).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    if not p.fs.exists(p.path):
+        return False
+    p.fs.rm_file(p.path)
+    return True
+
+
 def remove_tree(folder: PathLike) -> None:
     """Delete a stored folder and everything under it; nothing there is no error."""
     import shutil

@@ -203,3 +203,26 @@ def test_row_exported_without_global_key_is_matched_by_its_external_id(tmp_path)
 def test_an_empty_export_gives_an_empty_version(tmp_path, n_lines):
     built = _build(tmp_path, "")
     assert built.rows.empty and built.line_errors == []
+
+
+def test_removing_a_batch_takes_its_rows_and_masks_and_leaves_other_batches(tmp_path):
+    from casbusi_assets.labelling.archive import remove_batch_labels
+
+    warehouse = tmp_path / "warehouse"
+    _composite_png(tmp_path / "masks", "cm7", [123, 103, 152], (0, 0, 5, 5))
+    crops = _crops(tmp_path)
+    crops.loc[crops["sop_instance_uid"] == "1.2.2", "batch_id"] = "batch_002"
+    lines = [
+        export_line("casbusi-1.2.0", "dr1", 100, 80),
+        export_line("casbusi-1.2.2", "dr3", 100, 80, label_id="lb3"),
+    ]
+    built = _build(tmp_path, ndjson(lines), crops=crops)
+    write_version(warehouse, "lv-1", built.rows)
+    masks = built.rows.set_index("sop_instance_uid")["mask_path"]
+    assert Path(masks["1.2.0"]).is_file() and Path(masks["1.2.2"]).is_file()
+
+    assert remove_batch_labels(warehouse, "batch_002") == 1
+    assert not Path(masks["1.2.2"]).exists()
+    assert Path(masks["1.2.0"]).is_file()  # the same version's mask of another batch stays
+    assert read_versions(warehouse)["sop_instance_uid"].tolist() == ["1.2.0"]
+    assert remove_batch_labels(warehouse, "batch_002") == 0  # nothing left: no error
