@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import zipfile
 from pathlib import Path
 
@@ -37,6 +38,22 @@ REAL_US_FILES = {
     "gdcm-US-ALOKA-16_big.dcm": "image",  # the same, explicit big endian
     "JPGLosslessP14SV1_1s_1f_8b.dcm": "image",  # Philips EPIQ, JPEG lossless, MONOCHROME2
 }
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def with_identifiers(name: str, patient: str, accession: str) -> bytes:

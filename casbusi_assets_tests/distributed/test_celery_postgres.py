@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from casbusi_assets_tests.conftest import free_port
+
 pytestmark = pytest.mark.distributed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +40,6 @@ SELECT = "dicom_catalog,image_table,video_table,ocr_table"
 BUCKET = "casbusi-lake"
 DATA_URL = f"s3://{BUCKET}/casbusi"
 SECRET = "casbusi-test-secret-0f3a9c"  # must never show up in logs or the event log
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, timeout: float = 30.0) -> None:
@@ -65,7 +61,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         shutil.chown(base, "postgres", "postgres")
-    data, port, password = base / "data", _free_port(), "dagster-test-only"
+    data, port, password = base / "data", free_port(), "dagster-test-only"
     (base / "pw").write_text(password + "\n")
     if as_user:
         shutil.chown(base / "pw", "postgres")
@@ -123,7 +119,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed: `make test-distributed` installs it")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
         cwd=tmp_path_factory.mktemp("redis"),

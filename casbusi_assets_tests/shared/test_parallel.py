@@ -14,6 +14,7 @@ import pytest
 
 from casbusi_assets.shared import parallel
 from casbusi_assets.shared.parallel import WorkerPool, default_workers, parallel_map
+from casbusi_assets_tests.conftest import process_alive
 
 
 def _square(x: int) -> int:
@@ -68,15 +69,6 @@ def test_one_worker_runs_in_this_process() -> None:
     assert list(parallel_map(_square, [1, 2, 3], workers=2)) == [1, 4, 9]
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _run_script(tmp_path: Path, body: str, timeout: float = 120) -> subprocess.CompletedProcess:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(body))
@@ -114,9 +106,9 @@ def test_workers_exit_when_the_step_process_is_killed(tmp_path: Path) -> None:
     workers = [int(p) for p in pids_file.read_text().split()]
     assert len(workers) == 2
     deadline = time.monotonic() + 30  # a liveness bound, not a speed figure
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = [p for p in workers if _alive(p)]
+    left = [p for p in workers if process_alive(p)]
     for p in left:  # never leave them behind, even when the test fails
         os.kill(p, signal.SIGKILL)
     assert not left, f"workers {left} outlived their killed parent"

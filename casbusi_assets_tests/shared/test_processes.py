@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,19 +10,7 @@ import time
 from pathlib import Path
 
 from casbusi_assets.shared.processes import supervise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie counts as gone
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+from casbusi_assets_tests.conftest import process_alive
 
 
 def _wait_for(path: Path, lines: int, timeout: float = 20.0) -> list[int]:
@@ -53,9 +40,9 @@ def test_term_to_the_parent_stops_children_and_grandchildren(tmp_path: Path) -> 
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=30) == 128 + signal.SIGTERM
     deadline = time.monotonic() + 15
-    while any(_alive(p) for p in started) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in started) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert [p for p in started if _alive(p)] == []
+    assert [p for p in started if process_alive(p)] == []
 
 
 def test_one_child_ending_stops_the_others_and_returns_its_code(tmp_path: Path) -> None:
@@ -67,4 +54,4 @@ def test_one_child_ending_stops_the_others_and_returns_its_code(tmp_path: Path) 
     )
     assert code == 3
     assert time.monotonic() - started < 30
-    assert not _alive(int(marker.read_text()))
+    assert not process_alive(int(marker.read_text()))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from casbusi_assets_tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -33,12 +34,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             select=["dicom_catalog", "image_table", "video_table"],
             echo=lambda m: None,
         )
-    port = _free_port()
+    port = free_port()
     casbusi = Path(sys.executable).parent / "casbusi"
     log = (root / "ui.log").open("w")
     proc = subprocess.Popen(
