@@ -16,16 +16,16 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from casbusi_assets.shared.model_files import shipped_model
+
 METHODS = ("telea", "ns", "learned")
 # Measured on the same held-out images (benchmarks/README.md, "Caliper inpainting": a new-seed
 # generated batch with the detector's boxes, and fresh renders in six mark colours): the learned
 # network beat Navier-Stokes, which beat Telea, so it is the default; `ns` is the fallback
 # without torch weights.
 DEFAULT_METHOD = "learned"
-# The shipped weights (models/ at the repository root, beside the package).
-DEFAULT_MODEL_PATH = str(
-    Path(__file__).resolve().parents[2] / "models" / "inpainting" / "inpainter.pt"
-)
+# The shipped weights (models/ in a checkout, the installed data files otherwise).
+DEFAULT_MODEL_PATH = str(shipped_model("inpainting", "inpainter.pt"))
 
 
 @runtime_checkable
