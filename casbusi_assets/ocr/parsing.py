@@ -141,6 +141,9 @@ _CHROME_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"(?<![A-Z0-9])[A-Z]{1,3}\d{1,2}-\d{1,2}[A-Z]?(?![A-Z0-9])",
         r"(?<![A-Z0-9:.])\d{1,2}[A-Z]{1,2}\d{1,2}(?![A-Z0-9:])",
         r"(?<![A-Z0-9])[A-Z]\d{2}[A-Z](?![A-Z0-9])",  # M12L; not U0Q (a misread UOQ)
+        # a numbered exam preset in the status bar: 3:BREAST, 2:SMALL PARTS (a clock position
+        # is H:MM, so a digit, a colon and a word glued to it is the preset slot, not a field)
+        r"(?<![\d:])\d{1,2}:(?:BREAST|BRST|BR\s*GEN|BR|SMALL\s*PARTS|SM\s*PARTS)(?![A-Z])",
         # counters: IM#2, #12, CINE 0118
         r"\S*#\s*\d+",
         r"(?<![A-Z])CINE\s*\d+",

@@ -271,3 +271,21 @@ def test_unknown_words_flag_header_names_not_annotation_vocabulary() -> None:
     assert unknown_words("SUPRACLAV TRANS") == []
     assert unknown_words("RT BREAST 2 O'CLOCK 3CM FROM NIPPLE") == []
     assert unknown_words("LT AXILLA LN 2OC") == []
+
+
+@pytest.mark.parametrize("preset", ["3:BREAST", "2:SMALL PARTS", "1:BR GEN", "12:BRST"])
+def test_a_numbered_preset_in_the_status_bar_sets_no_area(preset: str) -> None:
+    from casbusi_assets.ocr.parsing import is_chrome
+
+    # Seen on held-out screens: "3:BREAST" in the status bar was read as area `breast`.
+    assert is_chrome(preset)
+    assert parse_annotation(preset).area == "unknown"
+    # ...while the annotation next to it still reads, and a real clock position is never eaten.
+    got = parse_annotation(f"{preset} LT BREAST 3:00 RAD")
+    assert (got.laterality, got.area, got.clock_pos, got.orientation) == (
+        "left",
+        "breast",
+        "3:00",
+        "radial",
+    )
+    assert parse_annotation("RT BR 10:00").clock_pos == "10:00"
