@@ -367,6 +367,8 @@ def _encode_member(
         region_y1=reg0.y1,
         regions=json.dumps([[g.x0, g.y0, g.x1, g.y1] for g in r.regions]),
         field_box=json.dumps(_field_box(r)),
+        field_look=r.sector.shape if r.sector is not None else "rectangle",
+        field_echo_share=r.sector.echo_share if r.sector is not None else 1.0,
         physical_delta_cm=reg0.delta_x,
         body_marker=r.body_marker,
         probe_angle_deg=r.probe_angle_deg,

@@ -190,6 +190,7 @@ class Rendered:
     marker_box: tuple[int, int, int, int] | None = None
     frame_time_ms: float | None = None
     doppler_kind: str | None = None  # 'color' | 'power' for Doppler captures, else None
+    sector: SectorLook | None = None  # the fan inside the declared field (None: filled)
 
     @property
     def is_rgb(self) -> bool:
@@ -460,6 +461,9 @@ class _Layout:
     ruler_side: str = "right"  # right | left
     ruler_gap: int = 5
     chrome_seed: int = 0
+    # Varied style only: a sector / curvilinear fan inside the declared field (None: the echo
+    # fills the whole declared rectangle, as before). See sample_sector_look.
+    sector: SectorLook | None = None
 
 
 def _layout(rng: np.random.Generator, spec: CaptureSpec) -> _Layout:
@@ -483,6 +487,9 @@ def _layout(rng: np.random.Generator, spec: CaptureSpec) -> _Layout:
     lay = _Layout(fields=fields, panel_x=panel_x, cap=cap, depth_cm=depth, convex=convex)
     if spec.style == "varied":
         _vary_layout(lay, varied_rng(spec, rng, "field"), spec)
+        # Its own stream, so every other varied choice stays as it was.
+        if spec.capture not in ("dual_view", "doppler", "green_corrupt"):
+            lay.sector = sample_sector_look(varied_rng(spec, rng, "sector"))
     return lay
 
 
@@ -734,6 +741,64 @@ def _convex_mask(h: int, w: int) -> np.ndarray:
     pts = np.array([[inset, 0], [w - 1 - inset, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.int32)
     cv2.fillPoly(mask, [pts], 1)
     return mask
+
+
+@dataclass(frozen=True)
+class SectorLook:
+    """A fan-shaped image inside the declared field, as phased-array (sector) and curvilinear
+    probes draw it: the scanner declares the rectangle around the fan (its region), but the
+    echo is only inside the fan, and often only in its upper part (a deep setting over shallow
+    tissue leaves the rest black, as on the Philips OBXXXX1A). The declared region is the
+    truth: the field box stays the rectangle."""
+
+    shape: str = "sector"  # sector (near-point apex) | convex (curved transducer face)
+    apex_share: float = 0.05  # apex-to-face distance / field depth (small: a point apex)
+    spread: float = 1.0  # fan width at full depth / field width (>1: clipped at the sides)
+    echo_share: float = 1.0  # share of the depth that holds echo; black below
+    fan_level: int = 0  # grey level of the fan's empty part (0: screen black; 1-3: dim grey)
+    screen_level: int = 0  # screen background outside the field (>0: field darker than chrome)
+
+
+def sample_sector_look(rng: np.random.Generator) -> SectorLook | None:
+    """A fan on 40% of eligible varied screens; None keeps the filled rectangle."""
+    if rng.random() >= 0.4:
+        return None
+    convex = rng.random() < 0.5
+    deep_black = rng.random() < 0.55
+    return SectorLook(
+        shape="convex" if convex else "sector",
+        apex_share=float(rng.uniform(0.3, 1.2) if convex else rng.uniform(0.02, 0.12)),
+        spread=float(rng.uniform(0.9, 1.2)),
+        echo_share=float(rng.uniform(0.15, 0.6)) if deep_black else 1.0,
+        fan_level=int(rng.choice([0, 0, 1, 2, 3])),
+        screen_level=int(rng.choice([1, 2])) if rng.random() < 0.25 else 0,
+    )
+
+
+def _sector_masks(fh: int, fw: int, look: SectorLook) -> tuple[np.ndarray, np.ndarray]:
+    """(fan mask uint8, echo fade float32) over the fh x fw field. The fan's apex sits above
+    the field's top centre; its face touches the top edge and its arc reaches the bottom edge
+    at the centre; its straight edges open to `spread` times the field width at full depth."""
+    r0 = max(1.0, look.apex_share * fh)
+    r1 = r0 + fh
+    half = float(np.arcsin(min(0.999, look.spread * fw / (2.0 * r1))))
+    yy, xx = np.mgrid[0:fh, 0:fw].astype(np.float32)
+    dx = xx - (fw - 1) / 2.0
+    dy = yy + r0
+    rad = np.sqrt(dx * dx + dy * dy)
+    ang = np.abs(np.arctan2(dx, dy))
+    fan = ((rad >= r0) & (rad <= r1) & (ang <= half)).astype(np.uint8)
+    # Echo along each beam down to echo_share of the depth, then a short fall to black.
+    edge = r0 + look.echo_share * fh
+    fade = np.clip(1.0 - (rad - edge) / max(4.0, 0.03 * fh), 0.0, 1.0).astype(np.float32)
+    return fan, fade
+
+
+def _apply_sector(px: np.ndarray, fan: np.ndarray, fade: np.ndarray, level: int) -> np.ndarray:
+    out = (px.astype(np.float32) * fade).astype(np.uint8) * fan
+    if level > 0:
+        out = np.where(fan > 0, np.maximum(out, level), out).astype(np.uint8)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1429,6 +1494,7 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
     tissues: list[_Tissue] = []
     field_imgs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
     extra: list[tuple[np.ndarray, np.ndarray]] = []
+    sector_masks: list[tuple[np.ndarray, np.ndarray]] = []
     n = spec.n_frames
     margin = 6 if n > 1 else 0
     for fx in lay.fields:
@@ -1445,10 +1511,19 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
         mask = _convex_mask(fh, fw) if lay.convex else None
         tissues.append(tis)
         field_imgs.append((tis.echo, n1, n2, mask))
+        if lay.sector is not None:
+            sector_masks.append(_sector_masks(fh, fw, lay.sector))
         regions.append(Region(x0, y0, x1 - 1, y1 - 1, delta, delta, 2 if doppler else 1))
         _draw_ruler(base, rng, lay, fx)
         # Orientation mark at the top-left corner of each field.
         cv2.circle(base, (x0 + 6, y0 - 7), 4, 220, -1, cv2.LINE_AA)
+
+    if lay.sector is not None and lay.sector.screen_level > 0:
+        # The screen around the field a grey level or two above the field's black (color3d).
+        outside = np.ones((h, w), dtype=bool)
+        for x0, y0, x1, y1 in lay.fields:
+            outside[y0:y1, x0:x1] = False
+        base[outside] = np.maximum(base[outside], lay.sector.screen_level)
 
     # Per-frame field content; cine frames move a little (breathing / hand motion).
     frames = []
@@ -1475,6 +1550,9 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
             px = _compose_field(e, a1, a2, lay.depth_cm / fh, gain, dr)
             if mask is not None:
                 px *= mask
+            if lay.sector is not None:
+                fan, fade = sector_masks[k]
+                px = _apply_sector(px, fan, fade, lay.sector.fan_level)
             frame[y0:y1, x0:x1] = px
         frames.append(frame)
     stack = np.stack(frames)
@@ -1495,7 +1573,9 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
             sub = np.random.default_rng(int(rng.integers(2**32)))
             _draw_doppler(stack[k], sub, lay.fields[0], tissues[0].lesion, lay.cap, look)
 
-    out = Rendered(frames=stack, regions=regions, doppler_kind=look.kind if look else None)
+    out = Rendered(
+        frames=stack, regions=regions, doppler_kind=look.kind if look else None, sector=lay.sector
+    )
     if n > 1:
         out.frame_time_ms = float(round(1000.0 / rng.integers(15, 35), 3))
 

@@ -45,6 +45,10 @@ TRUTH_SCHEMA = pa.schema(
         ("region_y1", I64),
         ("regions", STR),  # JSON list of every region [x0, y0, x1, y1]
         ("field_box", STR),  # JSON [x, y, w, h]: the ultrasound field (union of the regions)
+        # what fills the declared field: rectangle | sector | convex (a fan inside the rectangle);
+        # field_echo_share < 1: only that upper share of the fan's depth holds echo, black below
+        ("field_look", STR),
+        ("field_echo_share", F64),
         ("physical_delta_cm", F64),
         ("annotation_text", STR),
         ("area", STR),
