@@ -202,3 +202,121 @@ def test_heuristic_matches_the_true_field_on_generated_captures(tmp_path):
             field = tuple(json.loads(row.field_box))
             ious.append(box_iou(find_ultrasound_field(img).as_tuple(), field))
     assert min(ious) >= 0.9, ious
+
+
+def _fan_screen(
+    field=(140, 60, 520, 460),
+    echo_share=0.25,
+    fan_level=0,
+    ruler="right",
+    size=(600, 800),
+    spread=1.1,
+    seed=1,
+):
+    """A sector scan as phased / curvilinear probes show it: the declared field `field`
+    (x, y, w, h) holds a fan whose apex sits above its top centre and whose straight edges open
+    to `spread` times the field width at full depth (clipped at the field's sides). Only the
+    top `echo_share` of the depth holds echo; the rest of the fan is `fan_level` (0: the
+    screen's black). A depth scale with ticks every half centimetre runs the field's full
+    depth, 6 px off the `ruler` side; parameter text on the left, a header on top."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    x, y, fw, fh = field
+    img = np.zeros((h, w), np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, "MAYO CLINIC  L12-5  BREAST", (10, 20), font, 0.5, 220, 1)
+    for i, t in enumerate(("Gn 52", "D 8.0", "DR 66", "FR 24")):
+        cv2.putText(img, t, (4, y + 30 + 24 * i), font, 0.4, 200, 1)
+    r0 = 0.05 * fh
+    r1 = r0 + fh
+    half = np.arcsin(min(0.999, spread * fw / (2 * r1)))
+    yy, xx = np.mgrid[0:fh, 0:fw].astype(np.float32)
+    dx, dy = xx - (fw - 1) / 2, yy + r0
+    rad, ang = np.hypot(dx, dy), np.abs(np.arctan2(dx, dy))
+    fan = (rad >= r0) & (rad <= r1) & (ang <= half)
+    px = _speckle(rng, fh, fw) * (rad <= r0 + echo_share * fh)
+    px = np.where(fan, np.maximum(px, fan_level), 0).astype(np.uint8)
+    img[y : y + fh, x : x + fw] = px
+    if ruler:
+        rx = x + fw + 6 if ruler == "right" else x - 7
+        sgn = 1 if ruler == "right" else -1
+        for k in range(17):  # 8 cm, a tick every half centimetre
+            yk = int(round(y + k * fh / 16))
+            cv2.line(img, (rx, yk), (rx + sgn * (8 if k % 2 == 0 else 4), yk), 220, 1)
+            if k % 2 == 0 and k:
+                cv2.putText(
+                    img, str(k // 2), (rx + sgn * 12 - 6 * (sgn < 0), yk + 4), font, 0.35, 200, 1
+                )
+    return img
+
+
+@pytest.mark.parametrize("ruler", ["right", "left"])
+def test_a_mostly_black_deep_sector_gets_its_full_declared_field(ruler):
+    # The echo fills only the top quarter of an 8 cm fan; below it the fan is as black as the
+    # screen. The depth scale says how deep the field goes, the fan's centre line where its
+    # other side is.
+    field = (140, 60, 520, 460)
+    img = _fan_screen(field, echo_share=0.25, ruler=ruler)
+    echo_only = (140 + 520 // 2 - 150, 60, 300, 115)
+    assert box_iou(echo_only, field) < 0.2  # what the echo alone would give
+    box = find_ultrasound_field(img)
+    assert box_iou(box.as_tuple(), field) >= 0.9, (box, field)
+
+
+def test_a_sector_whose_empty_part_is_dim_grey_is_found_without_a_ruler():
+    # Philips draws the fan's empty part one grey level above the screen's black.
+    field = (100, 40, 600, 500)
+    img = _fan_screen(field, echo_share=0.2, fan_level=1, ruler=None, spread=1.15)
+    box = find_ultrasound_field(img)
+    assert box_iou(box.as_tuple(), field) >= 0.9, (box, field)
+
+
+def test_a_field_darker_than_the_chrome_around_it_is_found():
+    # color3d-style: the screen around the field is grey level 1, the field's empty part 0
+    # (here a fan narrower than its field, with echo in its upper part only).
+    field = (120, 50, 540, 440)
+    img = _fan_screen(field, echo_share=0.6, ruler=None, spread=0.8)
+    img[img == 0] = 1
+    x, y, fw, fh = field
+    inner = img[y : y + fh, x : x + fw]
+    inner[inner == 1] = 0
+    box = find_ultrasound_field(img)
+    assert box_iou(box.as_tuple(), field) >= 0.9, (box, field)
+
+
+def test_text_legends_inside_the_field_do_not_shrink_it():
+    # A measurement legend and an annotation on black backdrops inside the field, at its top
+    # and bottom edges (where the trim looks for gaps), and inside a black deep sector.
+    field = (160, 90, 480, 420)
+    img = _screen(field)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    x, y, fw, fh = field
+    img[y : y + 26, x : x + 190] = 0
+    cv2.putText(img, "+ Dist 1.06 cm", (x + 6, y + 18), font, 0.5, 255, 1)
+    img[y + fh - 40 : y + fh, x + fw - 220 : x + fw] = 0
+    cv2.putText(img, "RT BREAST 10:00", (x + fw - 210, y + fh - 12), font, 0.55, 255, 1)
+    assert box_iou(find_ultrasound_field(img).as_tuple(), field) >= 0.95
+    field = (140, 60, 520, 460)
+    fan = _fan_screen(field, echo_share=0.3)
+    cv2.putText(fan, "+ Cyst 2.1 cm", (160, 90), font, 0.5, 255, 1)
+    cv2.putText(fan, "LT BREAST 2:00 4CM FN", (300, 440), font, 0.5, 255, 1)
+    assert box_iou(find_ultrasound_field(fan).as_tuple(), field) >= 0.9
+
+
+def test_a_scale_that_does_not_start_at_the_echo_top_is_not_the_fields():
+    # A regular column of marks lower down on the far side (say a list of equally spaced
+    # icons): the field is the rectangle of echo, not stretched to it.
+    field = (160, 60, 420, 300)
+    img = _screen(field, chrome=("top",))
+    for k in range(9):
+        cv2.circle(img, (700, 300 + 30 * k), 1, 220, -1)
+    assert box_iou(find_ultrasound_field(img).as_tuple(), field) >= 0.95
+
+
+def test_real_philips_sector_with_its_region_sequence_removed():
+    # OBXXXX1A: an 11 cm fan of which only the top 2 cm hold echo; its empty part is grey
+    # level 1 on a 0 screen. The echo alone gives IoU 0.07 against the declared region.
+    img, regions = _real("OBXXXX1A.dcm")
+    declared = crop_from_regions(regions, img.shape[1], img.shape[0])
+    assert declared is not None
+    assert box_iou(find_ultrasound_field(img).as_tuple(), declared.as_tuple()) >= 0.9
