@@ -52,6 +52,85 @@ LOC_STRIDE = 4  # locator input -> heat map cell (one cell = 24 canvas px)
 CROP_SCALE = 1.6  # crop side / marker size: the outline, its tail, and room for error
 CROP_SAMPLE = 96
 CROP_PX = 48
+# v3 crops the marker at two scales, stacked as channels of one 48 x 48 input: the wide one
+# (1.6 x size) holds the outline and the nipple, the tight one (1.1 x size) the bar at 1.45 x the
+# resolution (at 1.6 the bar is only 7-10 px long whatever the marker size, and 15 degrees, the
+# step between a clock-hour radial bar and an oblique one, is 2 px at its end).
+V3_CROP_SCALES: tuple[float, ...] = (1.6, 1.1)
+V3_CANDIDATES = 3  # heat-map peaks the classifier looks at; the most marker-like is the marker
+
+# Architecture of weights without an "arch" entry in their meta (v1, v2).
+LEGACY_ARCH: dict[str, Any] = {"crop_scales": [CROP_SCALE], "candidates": 1, "mirror_tta": False}
+
+
+# --------------------------------------------------------------------------------------------
+# Which labels draw the same pictogram. A body marker shows a bar at an angle at a place on the
+# clock face; the label is what the sonographer meant. trans is horizontal, long vertical,
+# oblique 45 or 135 degrees wherever the probe sits; radial lies along the clock radius (points
+# at the nipple) and anti-radial across it, so their angle depends on the clock hour: radial at
+# 3:00 / 9:00 IS a horizontal bar (trans), at 12:00 / 6:00 a vertical one (long), at the half
+# hours 1:30, 4:30, 7:30, 10:30 a 45 / 135 degree one (oblique), and anti-radial the other of
+# each pair. Only the text tells those apart, so on such pictures "plane-correct" (the predicted
+# label draws the same picture at that place) is the fair measure, beside the strict one.
+
+
+def _axis_diff(a: float, b: float) -> float:
+    """Difference of two bar angles in degrees, as undirected lines (mod 180)."""
+    d = abs(a - b) % 180.0
+    return min(d, 180.0 - d)
+
+
+def radial_angle(hour: float) -> float:
+    """Angle (degrees counter-clockwise from horizontal, mod 180) of a bar along the clock
+    radius at `hour` (12:00 up, 3:00 to the viewer's right), as the generator draws it."""
+    return (90.0 - 30.0 * float(hour)) % 180.0
+
+
+def label_angles(label: str, hour: float | None) -> tuple[float, ...]:
+    """The bar angles `label` draws with the probe at clock `hour` (None: not on the clock face,
+    e.g. the axilla, where radial / anti-radial draw no defined angle)."""
+    if label == "trans":
+        return (0.0,)
+    if label == "long":
+        return (90.0,)
+    if label == "oblique":
+        return (45.0, 135.0)
+    if label in ("radial", "anti-radial") and hour is not None:
+        r = radial_angle(hour)
+        return (r,) if label == "radial" else ((r + 90.0) % 180.0,)
+    return ()
+
+
+def same_picture_labels(
+    angle_deg: float, hour: float | None, tolerance_deg: float = 1.0
+) -> frozenset[str]:
+    """Every orientation label that draws a bar at `angle_deg` with the probe at clock `hour`:
+    the labels a reader of the pictogram alone cannot tell apart. One label for most pictures;
+    two where a radial / anti-radial bar coincides with trans, long or oblique. `tolerance_deg`
+    (1 degree) only absorbs rounding: the same picture, not a similar one (the generator's
+    nearest distinct angles are 7.5 degrees apart)."""
+    return frozenset(
+        lab
+        for lab in ORIENTATION_CLASSES
+        if any(_axis_diff(angle_deg, a) <= tolerance_deg for a in label_angles(lab, hour))
+    )
+
+
+def is_ambiguous(angle_deg: float | None, hour: float | None) -> bool:
+    """Whether the picture (bar angle, clock hour) is drawn the same by two labels."""
+    return angle_deg is not None and len(same_picture_labels(angle_deg, hour)) > 1
+
+
+def plane_correct(predicted: str | None, truth: str, angle_deg: float, hour: float | None) -> bool:
+    """Whether `predicted` is the truth or draws the same picture as the truth where it was
+    drawn (trans for a radial bar at 3:00). None (no label) is never plane-correct."""
+    if predicted is None:
+        return False
+    if predicted == truth:
+        return True
+    return predicted in same_picture_labels(angle_deg, hour) and truth in same_picture_labels(
+        angle_deg, hour
+    )
 
 
 class OrientationModelError(RuntimeError):
@@ -118,10 +197,11 @@ def _torch_classes() -> dict[str, Any]:
             return self.head(self.body(x))
 
     class Classifier(nn.Module):
-        """Marker crop (1 x 48 x 48) -> logits over MODEL_CLASSES. Flattened, not pooled: where
-        the bar sits relative to the nipple is what separates radial from anti-radial."""
+        """Marker crop (channels x 48 x 48, one channel per crop scale) -> logits over
+        MODEL_CLASSES. Flattened, not pooled: where the bar sits relative to the nipple is what
+        separates radial from anti-radial."""
 
-        def __init__(self) -> None:
+        def __init__(self, channels: int = 1) -> None:
             super().__init__()
             # CoordConv: two coordinate channels tell every filter where it is in the crop.
             ramp = torch.linspace(-1.0, 1.0, CROP_PX)
@@ -130,7 +210,7 @@ def _torch_classes() -> dict[str, Any]:
             )
             self.register_buffer("coords", coords[None].clone(), persistent=False)
             self.body = nn.Sequential(
-                block(3, 16),
+                block(channels + 2, 16),
                 block(16, 24, 2),
                 block(24, 32),
                 nn.MaxPool2d(2),
@@ -173,54 +253,108 @@ def _torch_classes() -> dict[str, Any]:
         peak = out.flatten(1).max(dim=1).values
         return out / (peak[:, None, None, None] + 0.05)
 
+    def multi_crop(canvas, cx, cy, size, scales: Sequence[float]):
+        """(N, len(scales), CROP_PX, CROP_PX): the marker cut at each scale x its size."""
+        return torch.cat([crop(canvas, cx, cy, size * s) for s in scales], dim=1)
+
     class OrientationNet(nn.Module):
         """Canvas (N, 1, 576, 768) in [0, 1] -> (class probabilities (N, 6), P(marker) (N,),
-        marker centre x, y and size in canvas px (N, 3))."""
+        marker centre x, y and size in canvas px (N, 3)).
 
-        def __init__(self) -> None:
+        `candidates` > 1: the classifier reads the crops around the strongest heat-map peaks
+        (local maxima) and the marker is the candidate with the highest P(peak) x (1 - P(none)),
+        so a bright text blob that outscores the marker on the heat map does not hide it.
+        `mirror_tta`: class probabilities averaged over the crop and its three mirror images
+        (every label survives a mirror: a radial bar stays radial, oblique 45 becomes 135)."""
+
+        def __init__(
+            self,
+            crop_scales: Sequence[float] = (CROP_SCALE,),
+            candidates: int = 1,
+            mirror_tta: bool = False,
+        ) -> None:
             super().__init__()
+            self.crop_scales = tuple(float(s) for s in crop_scales)
+            self.candidates = int(candidates)
+            self.mirror_tta = bool(mirror_tta)
             self.locator = Locator()
-            self.classifier = Classifier()
+            self.classifier = Classifier(len(self.crop_scales))
 
-        def locate(self, canvas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def locate(self, canvas: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+            """P(marker) (N, k) and boxes (N, k, 3) of the k strongest heat-map peaks."""
             small = F.avg_pool2d(canvas, LOC_POOL)
             out = self.locator(small)
             n, _, gh, gw = out.shape
-            heat = out[:, 0].reshape(n, gh * gw)
-            idx = heat.argmax(dim=1, keepdim=True)
-            p_marker = torch.sigmoid(heat.gather(1, idx))[:, 0]
+            logit = out[:, 0:1]
+            if k > 1:  # local maxima only, so the k candidates are k different places
+                peak = F.max_pool2d(logit, 3, stride=1, padding=1)
+                logit = torch.where(logit >= peak, logit, logit - 1e4)
+            heat = logit.reshape(n, gh * gw)
+            _, idx = heat.topk(k, dim=1)
+            p_marker = torch.sigmoid(out[:, 0].reshape(n, gh * gw).gather(1, idx))
             rest = out[:, 1:].reshape(n, 3, gh * gw)
-            at = rest.gather(2, idx[:, None, :].expand(n, 3, 1))[:, :, 0]
-            iy = torch.div(idx[:, 0], gw, rounding_mode="floor").to(canvas.dtype)
-            ix = (idx[:, 0] - torch.div(idx[:, 0], gw, rounding_mode="floor") * gw).to(canvas.dtype)
+            at = rest.gather(2, idx[:, None, :].expand(n, 3, k))  # (n, 3, k)
+            iy = torch.div(idx, gw, rounding_mode="floor")
+            ix = (idx - iy * gw).to(canvas.dtype)
+            iy = iy.to(canvas.dtype)
             cell = float(LOC_POOL * LOC_STRIDE)
             cx = (ix + 0.5 + at[:, 1]) * cell
             cy = (iy + 0.5 + at[:, 2]) * cell
             size = torch.exp(at[:, 0].clamp(-2.0, 6.0)) * cell
-            return p_marker, torch.stack((cx, cy, size), dim=1)
+            return p_marker, torch.stack((cx, cy, size), dim=2)
+
+        def classify(self, crops: torch.Tensor) -> torch.Tensor:
+            probs = torch.softmax(self.classifier(crops), dim=1)
+            if self.mirror_tta:
+                for dims in ((3,), (2,), (2, 3)):
+                    probs = probs + torch.softmax(self.classifier(crops.flip(dims)), dim=1)
+                probs = probs / 4.0
+            return probs
 
         def forward(self, canvas: torch.Tensor):
-            p_marker, box = self.locate(canvas)
-            crops = crop(canvas, box[:, 0], box[:, 1], box[:, 2] * CROP_SCALE)
-            probs = torch.softmax(self.classifier(crops), dim=1)
-            return probs, p_marker, box
+            k = self.candidates
+            p_marker, box = self.locate(canvas, k)
+            n = canvas.shape[0]
+            flat = box.reshape(n * k, 3)
+            src = canvas[:, None].expand(n, k, *canvas.shape[1:]).reshape(n * k, *canvas.shape[1:])
+            crops = multi_crop(src, flat[:, 0], flat[:, 1], flat[:, 2], self.crop_scales)
+            probs = self.classify(crops).reshape(n, k, len(MODEL_CLASSES))
+            if k == 1:
+                return probs[:, 0], p_marker[:, 0], box[:, 0]
+            score = p_marker * (1.0 - probs[:, :, len(ORIENTATION_CLASSES)])
+            best = score.argmax(dim=1)
+            rows = torch.arange(n)
+            return probs[rows, best], p_marker[rows, best], box[rows, best]
 
     return {
         "OrientationNet": OrientationNet,
         "Locator": Locator,
         "Classifier": Classifier,
         "crop": crop,
+        "multi_crop": multi_crop,
     }
 
 
-def build_net() -> Any:
-    """A freshly initialised OrientationNet (for training)."""
-    return _torch_classes()["OrientationNet"]()
+def build_net(arch: dict[str, Any] | None = None) -> Any:
+    """A freshly initialised OrientationNet of `arch` (crop_scales, candidates, mirror_tta;
+    default: the v1 / v2 architecture)."""
+    a = {**LEGACY_ARCH, **(arch or {})}
+    return _torch_classes()["OrientationNet"](
+        crop_scales=tuple(a["crop_scales"]),
+        candidates=int(a["candidates"]),
+        mirror_tta=bool(a["mirror_tta"]),
+    )
 
 
 def crop_markers(canvas: Any, cx: Any, cy: Any, side: Any) -> Any:
     """The classifier's crops, exactly as the model cuts them (for training on jittered boxes)."""
     return _torch_classes()["crop"](canvas, cx, cy, side)
+
+
+def marker_crops(canvas: Any, cx: Any, cy: Any, size: Any, scales: Sequence[float]) -> Any:
+    """(N, len(scales), CROP_PX, CROP_PX) crops at each scale x the marker `size`, exactly as the
+    model cuts them."""
+    return _torch_classes()["multi_crop"](canvas, cx, cy, size, tuple(scales))
 
 
 def combine(
@@ -315,7 +449,7 @@ class OrientationModel:
             raise OrientationModelError(
                 f"{p} was trained for classes {meta.get('classes')}, this code has {MODEL_CLASSES}"
             )
-        net = build_net()
+        net = build_net(meta.get("arch"))
         net.load_state_dict(blob["state_dict"])
         net.eval().to(resolved)
         return cls(net, resolved, meta, p)

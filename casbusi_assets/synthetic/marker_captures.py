@@ -43,6 +43,9 @@ class MarkerCapture:
     probe_angle_deg: float | None
     marker_hour: float | None
     text: str
+    # where the probe is drawn on the clock face (the marker hour, or the generator's random
+    # place when the annotation has none; None on the axilla): with the angle, the picture
+    probe_hour: float | None = None
 
 
 def marker_label(ann: Annotation | None, body_marker: bool) -> str:
@@ -158,6 +161,7 @@ def iter_marker_captures(
                     probe_angle_deg=r.probe_angle_deg,
                     marker_hour=ann.marker_hour,
                     text=ann.text,
+                    probe_hour=r.probe_hour,
                 )
                 made += 1
 
@@ -198,4 +202,5 @@ def render_with_marker(
         probe_angle_deg=r.probe_angle_deg,
         marker_hour=ann.marker_hour,
         text=shown.text,
+        probe_hour=r.probe_hour,
     )

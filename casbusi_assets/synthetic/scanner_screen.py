@@ -186,6 +186,9 @@ class Rendered:
     clean: np.ndarray | None = None  # caliper-free pixels of frame 0 (caliper images only)
     body_marker: bool = False
     probe_angle_deg: float | None = None
+    # clock hour (0-12) at which the probe is drawn on the breast outline: the annotation's
+    # marker hour, or the random place drawn when it has none (None: axilla, no marker)
+    probe_hour: float | None = None
     # x0, y0, x1, y1 (exclusive) of the body-marker pictogram with its tail (None: no marker)
     marker_box: tuple[int, int, int, int] | None = None
     frame_time_ms: float | None = None
@@ -935,7 +938,8 @@ def _draw_body_marker(
     angle: float,
     color: tuple[int, ...],
     look: MarkerLook | None = None,
-) -> None:
+) -> float | None:
+    """Draw the pictogram; returns the clock hour the probe is drawn at (None on the axilla)."""
     # look None is the classic pictogram, drawn exactly as the first generator did.
     lk = look or MarkerLook()
     lw = lk.line_px
@@ -960,6 +964,7 @@ def _draw_body_marker(
             img, (cx - side * r, cy + r // 3), (cx - side * r // 3, cy), color, lw, cv2.LINE_AA
         )
         px, py = cx, cy - r // 6
+        hour = None
     else:
         if lk.outline == "ellipse":
             axes = (r, int(round(r * lk.flatten)))
@@ -1012,6 +1017,7 @@ def _draw_body_marker(
             thick,
             cv2.LINE_AA,
         )
+    return hour
 
 
 # Caliper mark shapes: classic draws "+" and "x"; the varied style's first ("legacy") look adds
@@ -1662,7 +1668,7 @@ def render_capture(spec: CaptureSpec, rng: np.random.Generator) -> Rendered:
                 f[mcy - hs : mcy + hs, mcx - hs : mcx + hs] //= 4
             else:
                 _marker_backdrop(f, mcx, mcy, marker_size, look)
-            _draw_body_marker(
+            out.probe_hour = _draw_body_marker(
                 f,
                 np.random.default_rng(sub_seed),
                 mcx,

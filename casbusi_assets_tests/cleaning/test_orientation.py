@@ -174,3 +174,41 @@ def test_onnx_export_runs_in_onnxruntime_like_torch(model, tmp_path) -> None:
     # same decisions as predict()
     onnx_labels = [lab for lab, _ in om.combine(probs, p_marker, om.MIN_CONFIDENCE)]
     assert onnx_labels == [lab for lab, _ in model.predict(imgs)]
+
+
+def test_mirror_averaging_gives_a_mirrored_crop_the_same_reading() -> None:
+    # Every label survives a mirror (radial stays radial, oblique 45 becomes 135), so the
+    # averaged probabilities of a crop and of its mirror images must be the same.
+    torch.manual_seed(0)
+    net = om.build_net({"crop_scales": [1.6, 1.1], "mirror_tta": True}).eval()
+    crops = torch.rand(3, 2, om.CROP_PX, om.CROP_PX)
+    with torch.inference_mode():
+        base = net.classify(crops)
+        for dims in ((3,), (2,), (2, 3)):
+            assert torch.allclose(net.classify(crops.flip(dims)), base, atol=1e-5)
+        plain = om.build_net({"crop_scales": [1.6, 1.1]}).eval()
+        plain.load_state_dict(net.state_dict())
+        assert not torch.allclose(plain.classify(crops.flip((3,))), plain.classify(crops))
+
+
+def test_weights_without_an_arch_entry_load_as_the_single_scale_model() -> None:
+    net = om.build_net(None)
+    assert net.crop_scales == (om.CROP_SCALE,) and net.candidates == 1 and not net.mirror_tta
+    assert net.classifier.body[0][0].in_channels == 1 + 2  # one crop + two coordinate channels
+    two = om.build_net({"crop_scales": list(om.V3_CROP_SCALES), "candidates": 3})
+    assert two.classifier.body[0][0].in_channels == len(om.V3_CROP_SCALES) + 2
+
+
+def test_candidates_are_distinct_heat_map_peaks_and_the_output_keeps_its_shape() -> None:
+    torch.manual_seed(1)
+    net = om.build_net({"candidates": 3}).eval()
+    canvas = torch.rand(2, 1, om.CANVAS_H, om.CANVAS_W)
+    with torch.inference_mode():
+        p_marker, box = net.locate(canvas, 3)
+        probs, pm, b = net(canvas)
+    assert p_marker.shape == (2, 3) and box.shape == (2, 3, 3)
+    for boxes in box:  # local maxima: no two candidates in the same heat-map cell
+        cells = {(int(x // 24), int(y // 24)) for x, y, _ in boxes.tolist()}
+        assert len(cells) == 3
+    assert probs.shape == (2, len(om.MODEL_CLASSES)) and pm.shape == (2,) and b.shape == (2, 3)
+    assert torch.allclose(probs.sum(1), torch.ones(2))
