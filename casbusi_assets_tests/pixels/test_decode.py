@@ -67,6 +67,21 @@ def test_planar_configuration_handled() -> None:
     assert np.array_equal(decode_frame(load("color-pl.dcm")), decode_frame(load("color-px.dcm")))
 
 
+def test_rle_colour_planes_decode_like_interleaved_native() -> None:
+    # RLE stores colour as three planes; the decoder hands back a strided view of them, which
+    # decode_frame makes contiguous (OpenCV's merge, not numpy's gather). Same picture, every
+    # frame, and an array OpenCV and the PNG writer can take as is.
+    for rle, native in (
+        ("SC_rgb_rle.dcm", "SC_rgb.dcm"),
+        ("SC_rgb_rle_2frame.dcm", "SC_rgb_2frame.dcm"),
+    ):
+        a, b = load(rle), load(native)
+        for index in range(int(a.get("NumberOfFrames") or 1)):
+            got = decode_frame(a, index)
+            assert got.flags.c_contiguous and got.dtype == np.uint8
+            assert np.array_equal(got, decode_frame(b, index))
+
+
 def test_palette_rle_matches_palette_native_and_frames_are_distinct() -> None:
     native = decode_frame(load("OBXXXX1A.dcm"))
     ds = load("OBXXXX1A_rle_2frame.dcm")
@@ -161,6 +176,30 @@ def test_prepare_still_whitens_yellow_and_goes_gray() -> None:
     assert prepared.yellow_pixels_whitened == 10
     assert (prepared.array[0, :5] == 255).all() and (prepared.array[1, :5] == 255).all()
     assert (prepared.array[2, :5] < 255).all()
+
+
+def _colour_grid() -> np.ndarray:
+    # Every colour near the yellow box (R, G >= 180, any B) plus a coarse grid of the whole cube.
+    near = np.stack(
+        np.meshgrid(np.arange(180, 256), np.arange(180, 256), np.arange(256), indexing="ij"), -1
+    ).reshape(-1, 3)
+    step = np.arange(0, 256, 5)
+    coarse = np.stack(np.meshgrid(step, step, step, indexing="ij"), -1).reshape(-1, 3)
+    grid = np.concatenate([near, coarse]).astype(np.uint8)
+    return grid.reshape(1, -1, 3)
+
+
+def test_yellow_whitening_follows_its_rule_for_every_colour() -> None:
+    # The rule as documented (R, G >= YELLOW_MIN_RG, B <= YELLOW_MAX_B, |R - G| <= 16), pixel by
+    # pixel, against what prepare_still does: whitened count and grey image.
+    img = _colour_grid()
+    r, g, b = (img[..., i].astype(int) for i in range(3))
+    rule = (r >= 220) & (g >= 220) & (b <= 60) & (np.abs(r - g) <= 16)
+    whitened = img.copy()
+    whitened[rule] = 255
+    prepared = prepare_still(img, "RGB", keep_colour=False)
+    assert prepared.yellow_pixels_whitened == int(rule.sum()) > 0
+    assert np.array_equal(prepared.array, cv2.cvtColor(whitened, cv2.COLOR_RGB2GRAY))
 
 
 def test_prepare_still_keeps_doppler_colour() -> None:

@@ -11,8 +11,11 @@ from pydicom.data import get_testdata_file
 
 from casbusi_assets.pixels.decode import decode_frame, prepare_still
 from casbusi_assets.pixels.doppler import (
+    FLOW_MIN_CHROMA,
+    FLOW_MIN_VALUE,
     detect_doppler,
     estimate_field,
+    flow_colour_masks,
     region_fields,
     regions_from_dataset,
 )
@@ -287,3 +290,22 @@ def test_real_captures(name: str, kind: str | None) -> None:
     rgb, regions = _real(name)
     f = detect_doppler(rgb, regions)
     assert f.is_doppler == (kind is not None) and f.kind == kind, f
+
+
+def test_flow_colour_masks_follow_the_documented_hue_and_chroma_rule() -> None:
+    # The rule in the module docstring, written out with numpy on OpenCV's HSV of every colour
+    # on a 3-step grid: saturated (chroma = S * V / 255 rounded, >= FLOW_MIN_CHROMA; value >=
+    # FLOW_MIN_VALUE), warm hue (red..yellow), cool hue (cyan..blue), orange..yellow subset.
+    step = np.arange(0, 256, 3)
+    img = np.stack(np.meshgrid(step, step, step, indexing="ij"), -1).reshape(1, -1, 3)
+    img = img.astype(np.uint8)
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(int)
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    saturated = ((sat * val + 127) // 255 >= FLOW_MIN_CHROMA) & (val >= FLOW_MIN_VALUE)
+    warm = saturated & ((hue < 34) | (hue >= 170))
+    cool = saturated & (hue >= 85) & (hue < 131)
+    orange = saturated & (hue >= 11) & (hue < 34)
+    got = flow_colour_masks(img)
+    for mine, rule in zip(got, (warm, cool, orange), strict=True):
+        assert mine.dtype == bool and np.array_equal(mine, rule)
+    assert warm.any() and cool.any() and orange.any() and not (warm & cool).any()
