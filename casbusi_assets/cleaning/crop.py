@@ -273,18 +273,24 @@ def _field_plateau(
     dens = cv2.boxFilter(small, -1, (ks, ks), borderType=cv2.BORDER_REPLICATE)
     plate = (dens > PLATEAU_DENSITY).astype(np.uint8)
     plate = cv2.morphologyEx(plate, cv2.MORPH_OPEN, np.ones((ks, ks), np.uint8))
-    n, labels, _, _ = cv2.connectedComponentsWithStats(plate, connectivity=4)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(plate, connectivity=4)
     if n <= 1:
         return None
     hit = np.unique(labels[(core[::2, ::2] > 0) & (labels > 0)])
     if hit.size == 0:
         return None
+    h, w = grey.shape
+    left, top = stats[hit, cv2.CC_STAT_LEFT], stats[hit, cv2.CC_STAT_TOP]
+    right = left + stats[hit, cv2.CC_STAT_WIDTH]
+    bottom = top + stats[hit, cv2.CC_STAT_HEIGHT]
+    box = (
+        2 * int(left.min()),
+        2 * int(top.min()),
+        min(w, 2 * int(right.max())),
+        min(h, 2 * int(bottom.max())),
+    )
     area = np.isin(labels, hit).astype(np.uint8)
-    full = cv2.resize(area, (grey.shape[1], grey.shape[0]), interpolation=cv2.INTER_NEAREST)
-    ys, xs = np.nonzero(full)
-    if ys.size == 0:
-        return None
-    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    full = cv2.resize(area, (w, h), interpolation=cv2.INTER_NEAREST)
     return box, near, full
 
 
@@ -312,11 +318,13 @@ def _refine_plateau(
     )
 
 
-def _walk(c: np.ndarray, size: np.ndarray, i: int, step: float, tol: float) -> tuple[int, float]:
+def _walk(
+    c: np.ndarray, size: np.ndarray, i: int, step: float, tol: float, seen: set[int]
+) -> tuple[int, float]:
     """Marks found stepping from mark `i` by `step` (or twice it, over one hidden mark), each
     about as tall as the one before (ticks of a scale are alike; a letter is not):
-    (how many steps, the last mark reached). A run never ends on a skipped step: a stray
-    mark two steps beyond the last tick is not a tick."""
+    (how many steps, the last mark reached; the marks passed go into `seen`). A run never
+    ends on a skipped step: a stray mark two steps beyond the last tick is not a tick."""
     count, prev, ref = 0, float(c[i]), int(size[i])
     last_single = (0, prev)
     while True:
@@ -326,11 +334,13 @@ def _walk(c: np.ndarray, size: np.ndarray, i: int, step: float, tol: float) -> t
         if d1[j] <= tol:
             count, prev, ref = count + 1, float(c[j]), int(size[j])
             last_single = (count, prev)
+            seen.add(j)
             continue
         d2 = np.where(ok, np.abs(c - (prev + 2 * step)), np.inf)
         j = int(np.argmin(d2))
         if d2[j] <= tol:
             count, prev, ref = count + 2, float(c[j]), int(size[j])
+            seen.add(j)
             continue
         return last_single
 
@@ -354,9 +364,12 @@ def _tick_chain(
     best: tuple[int, float, float, float] | None = None
     # A scale repeats its step: only steps seen a few times are candidates.
     for s, tol in zip(vals[counts >= 3], tols[counts >= 3], strict=True):
+        seen: set[int] = set()
         for i0 in np.flatnonzero(np.abs(d - s) <= tol):
-            ahead, last = _walk(c, size, int(i0), s, tol)
-            behind, first = _walk(c, size, int(i0), -s, tol)
+            if int(i0) in seen:
+                continue  # already part of a run found from an earlier mark
+            ahead, last = _walk(c, size, int(i0), s, tol, seen)
+            behind, first = _walk(c, size, int(i0), -s, tol, seen)
             count = ahead + behind + 1
             if best is None or count > best[0]:
                 best = (count, first, last, float(s))
