@@ -151,7 +151,17 @@ def _ms(samples: list[float]) -> str:
     return f"{statistics.median(s):.1f} / {s[int(0.9 * (len(s) - 1))]:.1f}"
 
 
-def run(items, model: CaliperModel, ocr: bool = False, show_misses: int = 0) -> dict:
+def _field_look(row: pd.Series) -> str:
+    """What fills the declared field (truth `field_look`; batches made before it: rectangle),
+    `_deep` when the echo fills only the fan's upper part."""
+    look = row.get("field_look") or "rectangle"
+    share = row.get("field_echo_share")
+    return f"{look}_deep" if share is not None and share < 1.0 else str(look)
+
+
+def run(
+    items, model: CaliperModel, ocr: bool = False, show_misses: int = 0, crop_only: bool = False
+) -> dict:
     crop_rows = []
     cal = {d: defaultdict(lambda: [0, 0, 0]) for d in DETECTORS}
     per_image_misses = []
@@ -181,8 +191,11 @@ def run(items, model: CaliperModel, ocr: bool = False, show_misses: int = 0) -> 
                 "member": row["member_path"],
                 "heur": heur.as_tuple(),
                 "truth": truth_box,
+                "look": _field_look(row),
             }
         )
+        if crop_only:
+            continue
         # Calipers on every still (images without calipers count their false positives).
         if engine is not None:
             reading = read_annotation(img, engine)
@@ -233,7 +246,7 @@ def run(items, model: CaliperModel, ocr: bool = False, show_misses: int = 0) -> 
     }
 
 
-def real_captures(model: CaliperModel) -> tuple[list[dict], dict]:
+def real_captures(model: CaliperModel, crop_only: bool = False) -> tuple[list[dict], dict]:
     from pydicom.data import get_testdata_file
 
     rows = []
@@ -255,7 +268,7 @@ def real_captures(model: CaliperModel) -> tuple[list[dict], dict]:
                 else None,
             }
         )
-        if name in REAL_CALIPERS:
+        if name in REAL_CALIPERS and not crop_only:
             notes = []
             for det in DETECTORS:
                 marks = detect_calipers(
@@ -288,6 +301,7 @@ def main() -> None:
     ap.add_argument("--ocr", action="store_true", help="suppress with the real OCR text boxes")
     ap.add_argument("--show", type=int, default=10, help="worst crops / caliper misses to list")
     ap.add_argument("--model", type=Path, default=None, help="caliper weights (default: shipped)")
+    ap.add_argument("--crop-only", action="store_true", help="crop box only, no calipers")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -305,14 +319,15 @@ def main() -> None:
         zip_path = next(args.batch_dir.glob("*.zip"))
         truth_path = zip_path.with_suffix(".truth.parquet")
     items = load_batch(zip_path, truth_path)
-    res = run(items, model, ocr=args.ocr)
+    res = run(items, model, ocr=args.ocr, crop_only=args.crop_only)
     df = res["crop"]
     print(f"\n## crop IoU on {len(df)} stills (seed {args.seed})\n")
     print(
         "| subset | n | IoU with regions: mean / min | heuristic only: mean / min | heur >= 0.9 |"
     )
     print("|---|---|---|---|---|")
-    for name, sub in [("all", df), *df.groupby("style"), *df.groupby("capture")]:
+    subsets = [("all", df), *df.groupby("style"), *df.groupby("capture"), *df.groupby("look")]
+    for name, sub in subsets:
         print(
             f"| {name} | {len(sub)} | {sub.iou_regions.mean():.3f} / {sub.iou_regions.min():.3f} "
             f"| {sub.iou_heuristic.mean():.3f} / {sub.iou_heuristic.min():.3f} "
@@ -333,7 +348,7 @@ def main() -> None:
     for m in res["misses"][: args.show * 3]:
         print("  ", m)
 
-    rows, rcal = real_captures(model)
+    rows, rcal = real_captures(model, crop_only=args.crop_only)
     print("\n## real pydicom-data captures, region sequence removed\n")
     print("| file | size | declared region (x, y, w, h) | heuristic | IoU | calipers |")
     print("|---|---|---|---|---|---|")
