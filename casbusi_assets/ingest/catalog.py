@@ -26,10 +26,9 @@ from concurrent.futures import (
     wait,
 )
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import pandas as pd
 import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -50,6 +49,9 @@ from casbusi_assets.ingest.zip_members import (
 )
 from casbusi_assets.shared import parallel
 from casbusi_assets.storage.schemas import DICOM_CATALOG, QUARANTINE_CODES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CATALOG_COLUMNS: list[str] = [name for name in DICOM_CATALOG.names if name != "batch_id"]
 INT_COLUMNS = {f.name for f in DICOM_CATALOG if str(f.type) == "int64"}
@@ -661,6 +663,8 @@ def catalog_zip(
                 done += 1
                 report()
     report(force=True)
+
+    import pandas as pd  # here, not at the top: ingest workers import this module, not pandas
 
     df = pd.DataFrame(rows, columns=CATALOG_COLUMNS)
     df.insert(0, "batch_id", batch_id)
