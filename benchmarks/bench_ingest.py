@@ -11,7 +11,8 @@ times in one invocation so machine load hits every mode alike; medians are repor
   to disk, then a default `ThreadPoolExecutor` over the files: full `dcmread`, every top-level
   tag (first item of sequences) flattened to a dict, SHA-256 of the file read back in 4 KB
   blocks, stills written with `cv2.imwrite` (Doppler kept in colour, otherwise yellow whitened
-  and grey), clips re-read and their first and middle frame written in grey.
+  and grey), the first and middle frame of clips written in grey, decoded from the same read
+  (the original reads a clip's header, then those two frames with highdicom).
 - `casbusi`: `casbusi run-batch ZIP --select dicom_catalog,image_table,video_table`, the real
   path: a Dagster run, the one-pass ingest step, Parquet tables, per-batch checks.
 - `casbusi-core`: the same one-pass domain function (`pixels.single_pass.ingest_zip`) without
@@ -166,13 +167,15 @@ def _naive(zip_path: Path, work: Path) -> dict:
                     arr = cv2.cvtColor(arr.astype(np.uint8), cv2.COLOR_RGB2GRAY)
                 cv2.imwrite(str(out / f"{k}.png"), arr)
                 return 1
-            # clips: header-only read for the tags, then the frames from a second reader
-            tags(pydicom.dcmread(path, stop_before_pixels=True))
-            full = pydicom.dcmread(path)
-            decoder = get_decoder(full.file_meta.TransferSyntaxUID)
+            # clips: the original reads the header (stop_before_pixels) for the tags and then
+            # only the first and middle frame with highdicom's ImageFileReader (not installed
+            # here). The tags are already flattened from the full read above, so the two
+            # frames are decoded from that same read: re-reading the file (twice, as an earlier
+            # version of this script did) would charge naive for work the original never does.
+            decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
             written = 0
             for j, i in enumerate(sorted({0, frames // 2})):
-                arr, _ = decoder.as_array(full, index=i)
+                arr, _ = decoder.as_array(ds, index=i)
                 if arr.ndim == 3:
                     arr = cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY)
                 cv2.imwrite(str(out / f"{k}_{j}.png"), arr)
