@@ -433,6 +433,20 @@ def _depth_rulers(lit: np.ndarray, skip: np.ndarray) -> list[tuple[int, int, int
     return out
 
 
+def _fan_axis(echo: np.ndarray) -> float | None:
+    """The echo's centre line, taken at its top rows (a fan's apex or the middle of its
+    transducer face): labels or markers that join the echo lower down do not move it."""
+    rows = np.flatnonzero(echo.any(axis=1))
+    if rows.size == 0:
+        return None
+    top = rows[: max(3, int(0.05 * rows.size))]
+    mids = []
+    for y in top:
+        xs = np.flatnonzero(echo[y])
+        mids.append((xs[0] + xs[-1] + 1) / 2.0)
+    return float(np.median(mids))
+
+
 def _is_fan(echo: np.ndarray) -> bool:
     """Whether the echo widens with depth (sector, curvilinear): its rows near the top are
     clearly narrower than those near the bottom. A rectangle's rows are all alike."""
@@ -455,6 +469,7 @@ def _extend_to_ruler(
     w: int,
     h: int,
     fan: bool = False,
+    axis: float | None = None,
 ) -> tuple[int, int, int, int]:
     """A depth scale runs the full depth of the declared field along one of its sides, from
     the transducer face (the echo's top) down. So the field reaches down to the scale's last
@@ -462,7 +477,7 @@ def _extend_to_ruler(
     the fan is black). When it stops well above it, or a fan reaches the scale's depth but
     not its side (a fan narrower than its field), the sides are unknown from the echo: a fan
     is centred in its field, so they are the scale's column and its mirror image about the
-    echo's centre line. A scale that does not start at the echo's top is not this field's;
+    fan's axis (`axis`: through its apex; else the box's centre line). A scale that does not start at the echo's top is not this field's;
     a rectangle's scale sits a few pixels off its edge and leaves the sides alone."""
     x0, y0, x1, y1 = box
     best = None
@@ -485,7 +500,8 @@ def _extend_to_ruler(
     )
     nx0, nx1 = x0, x1
     if sideways:
-        axis = (x0 + x1) / 2.0
+        if axis is None:
+            axis = (x0 + x1) / 2.0
         if rx >= x1:
             nx0, nx1 = int(round(2 * axis - rx)), rx
         elif rx < x0:
@@ -549,7 +565,9 @@ def find_ultrasound_field(image: np.ndarray) -> CropBox:
             px0, py0, px1, py1 = _refine_plateau(pbox, near, dense, k)
             box = (min(x0, px0), min(y0, py0), max(x1, px1), max(y1, py1))
     skip = cv2.dilate(echo, np.ones((5, 5), np.uint8)) > 0
-    box = _extend_to_ruler(box, _depth_rulers(lit, skip), w, h, fan=_is_fan(echo))
+    fan = _is_fan(echo)
+    axis = _fan_axis(echo) if fan else None
+    box = _extend_to_ruler(box, _depth_rulers(lit, skip), w, h, fan=fan, axis=axis)
     x0, y0, x1, y1 = box
     return CropBox(x0, y0, x1 - x0, y1 - y0, "heuristic")
 
