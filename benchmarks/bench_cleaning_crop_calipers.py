@@ -159,13 +159,30 @@ def _field_look(row: pd.Series) -> str:
     return f"{look}_deep" if share is not None and share < 1.0 else str(look)
 
 
+def load_baseline(path: Path):
+    """An earlier crop module (e.g. `git show <commit>:casbusi_assets/cleaning/crop.py`), to
+    run its `find_ultrasound_field` side by side with the current one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("crop_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["crop_baseline"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def run(
-    items, model: CaliperModel, ocr: bool = False, show_misses: int = 0, crop_only: bool = False
+    items,
+    model: CaliperModel,
+    ocr: bool = False,
+    show_misses: int = 0,
+    crop_only: bool = False,
+    baseline=None,
 ) -> dict:
     crop_rows = []
     cal = {d: defaultdict(lambda: [0, 0, 0]) for d in DETECTORS}
     per_image_misses = []
-    t_regions, t_heur = [], []
+    t_regions, t_heur, t_base = [], [], []
     t_cal: dict[str, list[float]] = {d: [] for d in DETECTORS}
     engine = None
     if ocr:
@@ -181,6 +198,16 @@ def run(
         t0 = time.process_time()
         heur = find_ultrasound_field(img)
         t_heur.append((time.process_time() - t0) * 1000)
+        base = None
+        if baseline is not None:
+            # Side by side: the baseline right after the current one on the same image, and
+            # the current one timed again after it (alternating order; the median of both).
+            t0 = time.process_time()
+            base = baseline.find_ultrasound_field(img)
+            t_base.append((time.process_time() - t0) * 1000)
+            t0 = time.process_time()
+            find_ultrasound_field(img)
+            t_heur.append((time.process_time() - t0) * 1000)
         crop_rows.append(
             {
                 "style": row["screen_style"],
@@ -188,6 +215,7 @@ def run(
                 "iou_regions": box_iou(with_regions.as_tuple(), truth_box),
                 "source": with_regions.source,
                 "iou_heuristic": box_iou(heur.as_tuple(), truth_box),
+                "iou_baseline": box_iou(base.as_tuple(), truth_box) if base else float("nan"),
                 "member": row["member_path"],
                 "heur": heur.as_tuple(),
                 "truth": truth_box,
@@ -241,12 +269,15 @@ def run(
         "times": {
             "ultrasound_field": t_regions,
             "find_ultrasound_field": t_heur,
+            **({"find_ultrasound_field (baseline)": t_base} if t_base else {}),
             **{f"detect_calipers ({d})": v for d, v in t_cal.items()},
         },
     }
 
 
-def real_captures(model: CaliperModel, crop_only: bool = False) -> tuple[list[dict], dict]:
+def real_captures(
+    model: CaliperModel, crop_only: bool = False, baseline=None
+) -> tuple[list[dict], dict]:
     from pydicom.data import get_testdata_file
 
     rows = []
@@ -257,6 +288,7 @@ def real_captures(model: CaliperModel, crop_only: bool = False) -> tuple[list[di
         h, w = img.shape[:2]
         declared = crop_from_regions(_regions_json(ds), w, h)
         heur = find_ultrasound_field(img)
+        base = baseline.find_ultrasound_field(img).as_tuple() if baseline else None
         rows.append(
             {
                 "file": name,
@@ -265,6 +297,10 @@ def real_captures(model: CaliperModel, crop_only: bool = False) -> tuple[list[di
                 "heuristic": heur.as_tuple(),
                 "iou": round(box_iou(heur.as_tuple(), declared.as_tuple()), 3)
                 if declared
+                else None,
+                "baseline": base,
+                "iou_baseline": round(box_iou(base, declared.as_tuple()), 3)
+                if declared and base
                 else None,
             }
         )
@@ -302,6 +338,9 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=10, help="worst crops / caliper misses to list")
     ap.add_argument("--model", type=Path, default=None, help="caliper weights (default: shipped)")
     ap.add_argument("--crop-only", action="store_true", help="crop box only, no calipers")
+    ap.add_argument(
+        "--baseline-crop", type=Path, default=None, help="an earlier crop.py to run side by side"
+    )
     args = ap.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -319,19 +358,23 @@ def main() -> None:
         zip_path = next(args.batch_dir.glob("*.zip"))
         truth_path = zip_path.with_suffix(".truth.parquet")
     items = load_batch(zip_path, truth_path)
-    res = run(items, model, ocr=args.ocr, crop_only=args.crop_only)
+    baseline = load_baseline(args.baseline_crop) if args.baseline_crop else None
+    res = run(items, model, ocr=args.ocr, crop_only=args.crop_only, baseline=baseline)
     df = res["crop"]
     print(f"\n## crop IoU on {len(df)} stills (seed {args.seed})\n")
     print(
         "| subset | n | IoU with regions: mean / min | heuristic only: mean / min | heur >= 0.9 |"
+        " baseline heuristic: mean / min | baseline >= 0.9 |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     subsets = [("all", df), *df.groupby("style"), *df.groupby("capture"), *df.groupby("look")]
     for name, sub in subsets:
         print(
             f"| {name} | {len(sub)} | {sub.iou_regions.mean():.3f} / {sub.iou_regions.min():.3f} "
             f"| {sub.iou_heuristic.mean():.3f} / {sub.iou_heuristic.min():.3f} "
-            f"| {(sub.iou_heuristic >= 0.9).mean():.1%} |"
+            f"| {(sub.iou_heuristic >= 0.9).mean():.1%} "
+            f"| {sub.iou_baseline.mean():.3f} / {sub.iou_baseline.min():.3f} "
+            f"| {(sub.iou_baseline >= 0.9).mean():.1%} |"
         )
     worst = df.sort_values("iou_heuristic").head(args.show)
     print("\nworst heuristic crops:")
@@ -348,14 +391,17 @@ def main() -> None:
     for m in res["misses"][: args.show * 3]:
         print("  ", m)
 
-    rows, rcal = real_captures(model, crop_only=args.crop_only)
+    rows, rcal = real_captures(model, crop_only=args.crop_only, baseline=baseline)
     print("\n## real pydicom-data captures, region sequence removed\n")
-    print("| file | size | declared region (x, y, w, h) | heuristic | IoU | calipers |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| file | size | declared region (x, y, w, h) | heuristic | IoU | calipers "
+        "| baseline | baseline IoU |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['file']} | {r['size']} | {r['declared']} | {r['heuristic']} | {r['iou']} "
-            f"| {r.get('calipers', '')} |"
+            f"| {r.get('calipers', '')} | {r['baseline']} | {r['iou_baseline']} |"
         )
     for det in DETECTORS:
         print(f"| real calipers, {det} {_pr(rcal[det])}")
