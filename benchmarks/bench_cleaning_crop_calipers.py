@@ -321,6 +321,51 @@ def real_captures(
     return rows, cal
 
 
+def real_sheet(path: Path, baseline=None, width: int = 480) -> None:
+    """A contact sheet of the real captures that declare a sane region: declared region green,
+    heuristic red, baseline heuristic (when given) blue; each frame `width` px wide."""
+    from pydicom.data import get_testdata_file
+
+    tiles = []
+    for name in (
+        "OBXXXX1A.dcm",
+        "color3d_jpeg_baseline.dcm",
+        "gdcm-US-ALOKA-16.dcm",
+        "JPGLosslessP14SV1_1s_1f_8b.dcm",
+    ):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        img = _stored_pixels(ds)
+        h, w = img.shape[:2]
+        declared = crop_from_regions(_regions_json(ds), w, h)
+        vis = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, ::-1].copy()
+        boxes = [(declared, (0, 220, 0), 3), (find_ultrasound_field(img), (0, 0, 255), 2)]
+        if baseline is not None:
+            boxes.append((baseline.find_ultrasound_field(img), (255, 128, 0), 2))
+        for box, colour, thick in boxes:
+            if box is not None:
+                cv2.rectangle(vis, (box.x, box.y), (box.x1 - 1, box.y1 - 1), colour, thick)
+        scale = width / w
+        vis = cv2.resize(vis, (width, int(round(h * scale))), interpolation=cv2.INTER_AREA)
+        cv2.putText(
+            vis,
+            name,
+            (6, vis.shape[0] - 8),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+        tiles.append(vis)
+    rows = []
+    for i in range(0, len(tiles), 2):
+        pair = tiles[i : i + 2]
+        hh = max(t.shape[0] for t in pair)
+        pair = [cv2.copyMakeBorder(t, 0, hh - t.shape[0], 0, 4, cv2.BORDER_CONSTANT) for t in pair]
+        rows.append(np.hstack(pair))
+    cv2.imwrite(str(path), np.vstack(rows))
+
+
 def _pr(c: list[int]) -> str:
     tp, fp, fn = c
     p = tp / (tp + fp) if tp + fp else float("nan")
@@ -341,11 +386,17 @@ def main() -> None:
     ap.add_argument(
         "--baseline-crop", type=Path, default=None, help="an earlier crop.py to run side by side"
     )
+    ap.add_argument("--real-sheet", type=Path, default=None, help="write the real-capture sheet")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     model = CaliperModel.load(args.model, device="cpu")
     print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.2f}")
+    baseline = load_baseline(args.baseline_crop) if args.baseline_crop else None
+    if args.real_sheet is not None:
+        real_sheet(args.real_sheet, baseline)
+        print(f"wrote {args.real_sheet}")
+        return
 
     if args.batch_dir is None:
         from casbusi_assets.synthetic import generate_batch
@@ -358,7 +409,6 @@ def main() -> None:
         zip_path = next(args.batch_dir.glob("*.zip"))
         truth_path = zip_path.with_suffix(".truth.parquet")
     items = load_batch(zip_path, truth_path)
-    baseline = load_baseline(args.baseline_crop) if args.baseline_crop else None
     res = run(items, model, ocr=args.ocr, crop_only=args.crop_only, baseline=baseline)
     df = res["crop"]
     print(f"\n## crop IoU on {len(df)} stills (seed {args.seed})\n")
