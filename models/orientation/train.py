@@ -1,6 +1,7 @@
 """Train the body-marker orientation model on generated captures and write the shipped weights.
 
-    nice .venv/bin/python models/orientation/train.py       # writes models/orientation/orientation_v2.pt
+    nice .venv/bin/python models/orientation/train.py \
+        --locator-from models/orientation/orientation_v2.pt   # writes orientation_v3.pt
     .venv/bin/python models/orientation/train.py --out /tmp/o.pt --cache /tmp/orient_cache
 
 Data: captures rendered straight from the synthetic generator's plans
@@ -36,11 +37,21 @@ PER_TRAIN_SEED = 100
 VAL_SEED = 202
 VAL_N = 300
 EXTRA_MARKERS = 6  # markers painted at random places on each training screen
-JITTERS_REAL = 2  # jittered crops per real marker
+JITTERS_REAL = 3  # jittered crops per real marker
 JITTERS_EXTRA = 1
+JITTERS_VAL = 4  # validation crops per marker (epoch selection: 4x less noisy than one)
 NEGATIVES = 1  # marker-free crops per screen
 LOC_EPOCHS = 24
-CLS_EPOCHS = 18
+CLS_EPOCHS = 20
+# Warm start (--warm-from): the classifier starts from earlier weights (v3: v2's, with the new
+# tight-crop channel's first-layer weights at zero, so it starts as v2 reads) and fine-tunes for
+# fewer epochs at a lower peak rate: the CPU budget of a shared machine.
+WARM_EPOCHS = 7
+WARM_MAX_LR = 1.5e-3
+# v3: the classifier reads the marker at two scales (orientation.V3_CROP_SCALES) and averages
+# its mirror images; how many heat-map candidates it looks at (1 or V3_CANDIDATES) is chosen on
+# validation (best-guess accuracy; ties go to 1, the cheaper).
+ARCH = {"crop_scales": list(om.V3_CROP_SCALES), "candidates": 1, "mirror_tta": True}
 # The threshold rule (MODEL_CARD.md): the highest validation coverage whose covered accuracy is
 # at least TARGET_ACCURACY by its lower one-standard-error bound (validation sampling error is
 # ~1 point at this size, so the plain estimate alone would land below 95% on new data half the
@@ -63,18 +74,21 @@ def _target(mc, scale: float) -> tuple[float, float, float] | None:
 
 
 def _jittered_crops(canvas, rng, cx, cy, size, k, torch):
+    """(k, scales, CROP_PX, CROP_PX) uint8 crops around a marker with the locator's error
+    simulated: centre off by up to 12% of the size, size off by a factor e^(+-0.2)."""
     n = k
     dx = rng.uniform(-0.12, 0.12, n) * size
     dy = rng.uniform(-0.12, 0.12, n) * size
     sf = np.exp(rng.uniform(-0.2, 0.2, n))
     t = torch.from_numpy(canvas[None, None].astype(np.float32) / 255.0).expand(n, 1, *canvas.shape)
-    crops = om.crop_markers(
+    crops = om.marker_crops(
         t,
         torch.tensor(cx + dx, dtype=torch.float32),
         torch.tensor(cy + dy, dtype=torch.float32),
-        torch.tensor(size * sf * om.CROP_SCALE, dtype=torch.float32),
+        torch.tensor(size * sf, dtype=torch.float32),
+        ARCH["crop_scales"],
     )
-    return (crops[:, 0].numpy() * 255.0).clip(0, 255).astype(np.uint8)
+    return (crops.numpy() * 255.0).clip(0, 255).astype(np.uint8)
 
 
 def _paint_extras(mc, rng, k: int, avoid: tuple[float, float, float] | None):
@@ -160,8 +174,8 @@ def make_shard(job: tuple[int, int, bool]) -> dict[str, np.ndarray]:
         if not with_crops:
             canvases.append(canvas)
             if tgt is not None:
-                crops.append(_jittered_crops(canvas, rng, *tgt, 1, torch))
-                labels.append(label)
+                crops.append(_jittered_crops(canvas, rng, *tgt, JITTERS_VAL, torch))
+                labels += [label] * JITTERS_VAL
             continue
         if tgt is None:
             empty.append(canvas)  # for hard negatives
@@ -197,7 +211,7 @@ def make_shard(job: tuple[int, int, bool]) -> dict[str, np.ndarray]:
         "label": np.array(caps, dtype=np.int64),
         "crops": np.concatenate(crops)
         if crops
-        else np.zeros((0, om.CROP_PX, om.CROP_PX), np.uint8),
+        else np.zeros((0, len(ARCH["crop_scales"]), om.CROP_PX, om.CROP_PX), np.uint8),
         "crop_label": np.array(labels, dtype=np.int64),
     }
     if with_crops:
@@ -380,7 +394,9 @@ def hard_negatives(canvases: np.ndarray, per_screen: int = 4) -> np.ndarray:
         for k in order:
             size = float(rng.uniform(25, 100))
             out.append(_jittered_crops(canvas, rng, xs[k] + 0.5, ys[k] + 0.5, size, 1, torch))
-    return np.concatenate(out) if out else np.zeros((0, om.CROP_PX, om.CROP_PX), np.uint8)
+    if not out:
+        return np.zeros((0, len(ARCH["crop_scales"]), om.CROP_PX, om.CROP_PX), np.uint8)
+    return np.concatenate(out)
 
 
 def _say(msg: str) -> None:
@@ -391,10 +407,12 @@ def _train_part(job: tuple) -> tuple[str, dict, dict]:
     """Train one half of the net in its own process (the two halves are independent)."""
     import torch
 
+    part, arrays, val, threads, *warm = job
     torch.manual_seed(0)
-    torch.set_num_threads(1)
-    part, arrays, val = job
-    net = om.build_net()
+    torch.set_num_threads(threads)
+    net = om.build_net(ARCH)
+    if warm and warm[0] is not None:
+        warm_start_classifier(net, warm[0])
     if part == "locator":
         info = train_locator(net, arrays["small"], arrays["target"], val, _say)
         return part, net.locator.state_dict(), info
@@ -403,30 +421,32 @@ def _train_part(job: tuple) -> tuple[str, dict, dict]:
     crops = np.concatenate([arrays["crops"], hard])
     none = om.MODEL_CLASSES.index("none")
     labels = np.concatenate([arrays["crop_label"], np.full(len(hard), none)])
-    info = train_classifier(net, crops, labels, val, _say)
+    warm_run = bool(warm and warm[0] is not None)
+    info = train_classifier(net, crops, labels, val, _say, warm=warm_run)
     return part, net.classifier.state_dict(), info
 
 
 def _augment_crops(x: np.ndarray, y: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
     """Classifier augmentation that keeps every label true: mirrors (either axis: a radial bar
     stays radial, a 45 degree oblique becomes 135), quarter turns (trans <-> long), and the
-    look: gain, gamma (outline and bar brightness vs. the backdrop), sensor-like noise."""
+    look: gain, gamma (outline and bar brightness vs. the backdrop), sensor-like noise.
+    x: (N, scales, CROP_PX, CROP_PX); every scale of a crop gets the same geometry."""
     x = x.copy()
     n = len(x)
     fh = rng.random(n) < 0.5
     fv = rng.random(n) < 0.5
-    x[fh] = x[fh, :, ::-1]
-    x[fv] = x[fv, ::-1, :]
+    x[fh] = x[fh, :, :, ::-1]
+    x[fv] = x[fv, :, ::-1, :]
     rot = rng.random(n) < 0.5
-    x[rot] = np.rot90(x[rot], axes=(1, 2))
+    x[rot] = np.rot90(x[rot], axes=(2, 3))
     y = y.copy()
     t, lo = om.MODEL_CLASSES.index("trans"), om.MODEL_CLASSES.index("long")
     swap = {t: lo, lo: t}
     y[rot] = [swap.get(int(c), int(c)) for c in y[rot]]
-    gamma = rng.uniform(0.6, 1.6, (n, 1, 1)).astype(np.float32)
-    x = np.clip(x, 0.0, 1.0) ** gamma * rng.uniform(0.75, 1.0, (n, 1, 1)).astype(np.float32)
+    gamma = rng.uniform(0.6, 1.6, (n, 1, 1, 1)).astype(np.float32)
+    x = np.clip(x, 0.0, 1.0) ** gamma * rng.uniform(0.75, 1.0, (n, 1, 1, 1)).astype(np.float32)
     noise = rng.normal(0.0, 1.0, x.shape).astype(np.float32)
-    x = x + noise * rng.uniform(0.0, 0.04, (n, 1, 1)).astype(np.float32)
+    x = x + noise * rng.uniform(0.0, 0.04, (n, 1, 1, 1)).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32), y
 
 
@@ -436,26 +456,55 @@ def crop_accuracy(net, crops: np.ndarray, labels: np.ndarray) -> float:
     right = 0
     with torch.inference_mode():
         for b in range(0, len(crops), 256):
-            x = torch.from_numpy(crops[b : b + 256].astype(np.float32) / 255.0)[:, None]
-            right += int((net.classifier(x).argmax(1).numpy() == labels[b : b + 256]).sum())
+            x = torch.from_numpy(crops[b : b + 256].astype(np.float32) / 255.0)
+            right += int((net.classify(x).argmax(1).numpy() == labels[b : b + 256]).sum())
     return right / max(1, len(crops))
 
 
-def train_classifier(net, crops: np.ndarray, labels: np.ndarray, val: dict, log) -> dict:
+def warm_start_classifier(net, path: Path) -> None:
+    """Copy a classifier from earlier weights into `net`; where `net` reads more crop scales,
+    the extra channels' first-layer weights start at zero (the net starts as the old one)."""
+    import torch
+
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    old = {
+        k.removeprefix("classifier."): v
+        for k, v in blob["state_dict"].items()
+        if k.startswith("classifier.")
+    }
+    new = net.classifier.state_dict()
+    first = "body.0.0.weight"
+    w_old, w_new = old[first], torch.zeros_like(new[first])
+    n_old = w_old.shape[1] - 2  # crop channels, then the two coordinate channels
+    w_new[:, :n_old] = w_old[:, :n_old]
+    w_new[:, -2:] = w_old[:, -2:]
+    old[first] = w_new
+    net.classifier.load_state_dict(old)
+
+
+def train_classifier(
+    net, crops: np.ndarray, labels: np.ndarray, val: dict, log, warm: bool = False
+) -> dict:
     """Train the classifier; keep the epoch with the best validation crop accuracy."""
     import copy
 
     import torch
 
     cls = net.classifier
+    epochs = WARM_EPOCHS if warm else CLS_EPOCHS
     opt = torch.optim.Adam(cls.parameters(), lr=2e-3, weight_decay=1e-5)
     n = len(crops)
     bs = 128
-    steps = CLS_EPOCHS * math.ceil(n / bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    steps = epochs * math.ceil(n / bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=WARM_MAX_LR if warm else 3e-3, total_steps=steps
+    )
     rng = np.random.default_rng(11)
     best, best_state, curve, train_curve = -1.0, None, [], []
-    for ep in range(CLS_EPOCHS):
+    if warm:
+        cls.eval()
+        log(f"warm start: val crops {crop_accuracy(net, val['crops'], val['crop_label']):.3f}")
+    for ep in range(epochs):
         cls.train()
         order = rng.permutation(n)
         total, correct = 0.0, 0
@@ -463,7 +512,7 @@ def train_classifier(net, crops: np.ndarray, labels: np.ndarray, val: dict, log)
             idx = order[b : b + bs]
             x, y = _augment_crops(crops[idx].astype(np.float32) / 255.0, labels[idx], rng)
             y_t = torch.from_numpy(y)
-            logits = cls(torch.from_numpy(x)[:, None])
+            logits = cls(torch.from_numpy(x))
             loss = torch.nn.functional.cross_entropy(logits, y_t)
             opt.zero_grad()
             loss.backward()
@@ -478,7 +527,7 @@ def train_classifier(net, crops: np.ndarray, labels: np.ndarray, val: dict, log)
         if acc > best:
             best, best_state = acc, copy.deepcopy(cls.state_dict())
         log(
-            f"classifier epoch {ep + 1}/{CLS_EPOCHS} loss {total / n:.4f} "
+            f"classifier epoch {ep + 1}/{epochs} loss {total / n:.4f} "
             f"acc {correct / n:.3f} val crops {acc:.3f}"
         )
     cls.load_state_dict(best_state)
@@ -487,10 +536,13 @@ def train_classifier(net, crops: np.ndarray, labels: np.ndarray, val: dict, log)
         "classifier_train_accuracy": train_curve,
         "classifier_best_val_crop_accuracy": round(best, 4),
         "classifier_best_epoch": int(np.argmax(curve)) + 1,
+        "classifier_epochs": epochs,
+        "classifier_warm_start": warm,
     }
 
 
 def evaluate(net, canvases: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The whole net (locator, crops, classifier) on the validation canvases."""
     import torch
 
     probs, pm = [], []
@@ -505,7 +557,10 @@ def evaluate(net, canvases: np.ndarray, labels: np.ndarray) -> dict[str, np.ndar
 
 def _cache_file(cache: Path, job: tuple[int, int, bool]) -> Path:
     q = om.LOC_POOL
-    return cache / f"v2_shard_{job[0]}_{job[1]}_{int(job[2])}_pool{q}_crop{om.CROP_PX}.npz"
+    scales = "-".join(f"{s:g}" for s in ARCH["crop_scales"])
+    return (
+        cache / f"v3_shard_{job[0]}_{job[1]}_{int(job[2])}_pool{q}_crop{om.CROP_PX}_s{scales}.npz"
+    )
 
 
 def _load_cache(cache: Path | None, jobs) -> list[dict[str, np.ndarray]] | None:
@@ -554,6 +609,18 @@ def _cpu_seconds() -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=om.DEFAULT_MODEL_PATH)
+    ap.add_argument(
+        "--locator-from",
+        type=Path,
+        default=None,
+        help="take the locator from these weights instead of training it (v3: v2's locator)",
+    )
+    ap.add_argument(
+        "--warm-from",
+        type=Path,
+        default=None,
+        help="start the classifier from these weights' classifier (v3: v2's) and fine-tune",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--cache", type=Path, default=None, help="keep the rendered data here (reruns skip it)"
@@ -588,20 +655,47 @@ def main(argv: list[str] | None = None) -> int:
 
     empty = np.concatenate([s["empty"] for s in train])
     val_parts = {k: val[k] for k in ("small", "target", "crops", "crop_label")}
-    parts = [
-        ("locator", {"small": small, "target": target}, val_parts),
-        ("classifier", {"crops": crops, "crop_label": crop_label, "empty": empty}, val_parts),
-    ]
-    with Pool(2) as pool:  # one process per half: each runs single-threaded on its own core
-        trained = {p: (sd, info) for p, sd, info in pool.map(_train_part, parts, chunksize=1)}
-    net = om.build_net()
+    cls_part = ("classifier", {"crops": crops, "crop_label": crop_label, "empty": empty}, val_parts)
+    if args.locator_from is not None:
+        # The locator is reused as is (v3 keeps v2's: 96% hits, flat from epoch 16); the
+        # classifier trains alone on both cores.
+        blob = torch.load(args.locator_from, map_location="cpu", weights_only=True)
+        loc_state = {
+            k.removeprefix("locator."): v
+            for k, v in blob["state_dict"].items()
+            if k.startswith("locator.")
+        }
+        loc_info = {k: v for k, v in json.loads(blob["meta"]).items() if k.startswith("locator_")}
+        loc_info["locator_from"] = args.locator_from.name
+        _, cls_state, cls_info = _train_part((*cls_part, 2, args.warm_from))
+        trained = {"locator": (loc_state, loc_info), "classifier": (cls_state, cls_info)}
+    else:
+        parts = [
+            ("locator", {"small": small, "target": target}, val_parts, 1),
+            (*cls_part, 1, args.warm_from),
+        ]
+        with Pool(2) as pool:  # one process per half: each runs single-threaded on its own core
+            trained = {p: (sd, info) for p, sd, info in pool.map(_train_part, parts, chunksize=1)}
+    net = om.build_net(ARCH)
     net.locator.load_state_dict(trained["locator"][0])
     net.classifier.load_state_dict(trained["classifier"][0])
     net.eval()
     t_train = time.time() - t0 - t_data
     log("trained")
 
-    ev = evaluate(net, val["canvas"], val["label"])
+    # How many heat-map candidates the classifier reads: chosen on validation.
+    evs = {}
+    for k in (1, om.V3_CANDIDATES):
+        net.candidates = k
+        evs[k] = evaluate(net, val["canvas"], val["label"])
+        has = evs[k]["label"] < len(om.ORIENTATION_CLASSES)
+        best_guess = evs[k]["probs"][has, : len(om.ORIENTATION_CLASSES)].argmax(1)
+        evs[k]["forced"] = float((best_guess == evs[k]["label"][has]).mean())
+        log(f"validation best guess with {k} candidate(s): {evs[k]['forced']:.4f}")
+    k_best = max(evs, key=lambda k: (round(evs[k]["forced"], 6), -k))
+    net.candidates = k_best
+    arch = {**ARCH, "candidates": k_best}
+    ev = evs[k_best]
     table = om.threshold_table(ev["probs"], ev["p_marker"], ev["label"], THRESHOLD_GRID)
     chosen, reached = om.choose_min_confidence(table, TARGET_ACCURACY, MIN_COVERED)
     for r in table[::5]:
@@ -609,6 +703,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"chosen min_confidence {chosen['threshold']} (target reached: {reached}): {chosen}")
     meta = {
         "classes": list(om.MODEL_CLASSES),
+        "arch": arch,
+        "validation_best_guess_by_candidates": {
+            str(k): round(e["forced"], 4) for k, e in evs.items()
+        },
         "min_confidence": chosen["threshold"],
         "threshold_rule": (
             f"highest validation coverage with covered accuracy - 1 SE >= {TARGET_ACCURACY}"
@@ -622,7 +720,11 @@ def main(argv: list[str] | None = None) -> int:
         "train_screens": len(train) * PER_TRAIN_SEED,
         "locator_screens": len(small),
         "train_crops": len(crops),
-        "epochs": {"locator": LOC_EPOCHS, "classifier": CLS_EPOCHS},
+        "epochs": {
+            "locator": LOC_EPOCHS if args.locator_from is None else "reused",
+            "classifier": trained["classifier"][1]["classifier_epochs"],
+        },
+        "warm_from": None if args.warm_from is None else args.warm_from.name,
         **trained["locator"][1],
         **trained["classifier"][1],
         "data_seconds": round(t_data, 1),
