@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from casbusi_assets.shared.device import resolve_device
+from casbusi_assets.shared.model_files import shipped_model
 
 # The OCR orientation vocabulary (ocr/parsing.py ORIENTATIONS without "unknown").
 ORIENTATION_CLASSES: tuple[str, ...] = ("long", "trans", "radial", "anti-radial", "oblique")
@@ -40,9 +41,7 @@ MODEL_CLASSES: tuple[str, ...] = (*ORIENTATION_CLASSES, "none")
 MIN_CONFIDENCE: float = 0.68
 # The locator's peak below this means "no marker on this screen": confidence 0, orientation None.
 MARKER_GATE: float = 0.3
-DEFAULT_MODEL_PATH: Path = (
-    Path(__file__).resolve().parents[2] / "models" / "orientation" / "orientation_v3.pt"
-)
+DEFAULT_MODEL_PATH: Path = shipped_model("orientation", "orientation_v3.pt")
 
 # Every screen is letterboxed into this canvas (4:3, as ultrasound screens are) without
 # distorting it: a distorted picture changes the probe angle.
