@@ -117,7 +117,9 @@ def ingest_zip(
                 rows.append({**row, _INDEX: m.info_index})
             else:
                 todo.append(m)
-    progress = Progress(report, "ingest", len(members), every_pct=5.0) if report else None
+    # Every 10%: each line is a Dagster event, stored in the run's event log (~40 ms of wall on
+    # this VM's SQLite, b90: 78 events 3.1 s), and 5% steps made a fifth of a small run's events.
+    progress = Progress(report, "ingest", len(members), every_pct=10.0) if report else None
     if progress:
         progress.advance(len(rows))
     exports: dict[str, dict[int, dict[str, Any]]] = {"image": {}, "video": {}}
