@@ -22,10 +22,23 @@ CNN trained on the widened generator (`models/calipers/train.py`, model card bes
    level, hue saturation, group, background, scale) -> P(mark). The planes show the context
    that tells a mark from a glyph, a tick, a body-marker stroke or a grain: the dotted line
    leading away, letters beside it, the pictogram around it.
-3. **Suppression**: candidates at or above ``threshold`` (the model card's), outside the field
-   (chrome) or inside an OCR text box are dropped; of overlapping hits the likelier wins; a hit
-   that is one link of a ruler (the same dot repeated along its row or column: depth scales,
-   the scale between the halves of a split screen) is dropped.
+3. **Decision**: candidates at or above ``threshold`` (the model card's), outside the field
+   (chrome) or inside an OCR text box are dropped; of overlapping hits the likelier wins. Then
+   the evidence a single patch cannot hold:
+
+   - *chains*: a hit that is one link of a ruler (the same dot repeated along its row or
+     column: depth scales, the scale between the halves of a split screen) or of an evenly
+     spaced chain of dots of its size in any direction (a depth scale along a sector's slanted
+     edge, the dots of a measurement line) is dropped (`_on_ruler`, `_on_chain`);
+   - *brackets*: two halves of one colour and size facing each other across a gap narrower
+     than they are long are one mark, reported as their union (`_halves`);
+   - *partners*: a doubtful candidate (``RESCUE_MIN`` <= P < threshold; a 2-5 px point looks
+     like a speckle grain) is a mark when a candidate drawn alike (one colour, size within a
+     factor of two, boxes filled alike) sits at the other end of a dotted or dashed line of its
+     colour that stops at both (a dash in the middle of a line has the line going on past it);
+   - *frame*: a hit touching the field's border is a depth or focal marker of the region's
+     frame;
+   - *lone hits*: a hit with no partner drawn alike needs P >= ``LONE_MIN_SCORE``.
 
 Domain code: no Dagster here. The weights are loaded through `CaliperModel.load` with a device
 string from the device resource (`cleaning/assets.py`).
@@ -37,11 +50,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
-from casbusi_assets.cleaning.calipers import BoxGeometry, CaliperMark, _inside, _mark_channel
+from casbusi_assets.cleaning.calipers import (
+    BoxGeometry,
+    CaliperMark,
+    _inside,
+    _line_cover,
+    _mark_channel,
+)
+from casbusi_assets.shared.model_files import shipped_model
 
 TOPHAT_PX = 31
 TOPHAT_MIN = 40
@@ -62,7 +83,14 @@ RULER_LINKS = 3
 PAIR_RULE = True
 LONE_MIN_SCORE = 0.995
 RULER_REACH_PX = 240
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "calipers" / "calipers_v1.pt"
+CHAIN_TOL_PX = 1.5
+CHAIN_REACH_PX = 130
+RESCUE_MIN = 0.3
+HALF_MIN = 0.1
+LINE_MIN_COVER = 0.4
+BORDER_PX = 1
+# The checkout's models/ or, in a regular install, the package's data files (shared.model_files).
+DEFAULT_WEIGHTS = shipped_model("calipers", "calipers_v2.pt")
 
 
 class CaliperModelError(RuntimeError):
@@ -179,6 +207,8 @@ def propose(image: np.ndarray, field: tuple[int, int, int, int] | None = None) -
         bounds = np.searchsorted(ls, idx)
         ends = np.append(bounds[1:], len(ls))
         c3 = colour if colour.ndim == 3 else colour[:, :, None]
+        # Each plateau's median level at once: values sorted within each label's run.
+        sv = m[ys, xs][np.lexsort((m[ys, xs], ls))].astype(np.float64)
         for i, b0, b1 in zip(idx, bounds, ends, strict=True):
             yy, xx = ys[b0:b1], xs[b0:b1]
             x0, x1, y0, y1 = int(xx.min()), int(xx.max()) + 1, int(yy.min()), int(yy.max()) + 1
@@ -186,7 +216,10 @@ def propose(image: np.ndarray, field: tuple[int, int, int, int] | None = None) -
                 continue
             mask = lab[y0:y1, x0:x1] == i
             hue = c3[yy[0], xx[0]].astype(np.float64)
-            pieces.append(Candidate(wx0 + x0, wy0 + y0, wx0 + x1, wy0 + y1, mask, level[i], hue))
+            # The median, not the mean: a plateau joined to a few pixels of another level
+            # keeps the level of its mark (partners and chains compare levels).
+            lv = float((sv[b0 + (b1 - b0 - 1) // 2] + sv[b0 + (b1 - b0) // 2]) / 2)
+            pieces.append(Candidate(wx0 + x0, wy0 + y0, wx0 + x1, wy0 + y1, mask, lv, hue))
             piece_ids.append(int(i))
     cands: list[Candidate] = []
     ids: list[tuple[int, ...]] = []
@@ -261,7 +294,10 @@ def _groups(pieces: list[Candidate]) -> list[tuple[int, ...]]:
         if 2 <= len(idx) <= 7:
             out.add(tuple(sorted([i, *idx.tolist()])))
         d = np.hypot(cx - a.cx, cy - a.cy)
-        twin = same & (np.abs(sz - a.size) <= 1) & (d <= 2.2 * a.size + 2) & (gap >= 1)
+        # Halves of one bracket: one size (within a pixel, or 15% when tilted), facing; the
+        # boxes of a tilted bracket's halves overlap.
+        like = np.abs(sz - a.size) <= max(1.0, 0.15 * a.size)
+        twin = same & like & (d <= 2.2 * a.size + 3) & (gap >= -0.5 * a.size) & (d >= 2)
         for j in np.nonzero(twin)[0]:
             if j > i:
                 out.add((i, int(j)))
@@ -415,11 +451,45 @@ def _on_ruler(c: Candidate, cands: Sequence[Candidate]) -> bool:
     for o in cands:
         if o is c or o.size < 3 or abs(o.level - c.level) > LEVEL_TOL or o.group > 1:
             continue
+        if _overlap(o, c):
+            continue  # a piece of the candidate itself (an arm of an open-centre cross)
         dx, dy = abs(o.cx - c.cx), abs(o.cy - c.cy)
         if (dx <= 1 and 3 <= dy <= RULER_REACH_PX) or (dy <= 1 and 3 <= dx <= RULER_REACH_PX):
             links += 1
             if links >= RULER_LINKS:
                 return True
+    return False
+
+
+def _on_chain(c: Candidate, cands: Sequence[Candidate]) -> bool:
+    """A link of an evenly spaced chain of dots of its colour and size, in any direction: a
+    dot of a dotted line (another on each side, equally far) or the end of such a line or of a
+    ruler (three more at v, 2v, 3v). A sector's depth scale runs along its slanted edge, which
+    `_on_ruler` (rows and columns) does not see. A caliper mark ends its line, and the line's
+    dots are not the mark's size."""
+    vs = []
+    for o in cands:
+        if o is c or o.group > 1 or abs(o.level - c.level) > LEVEL_TOL or _overlap(o, c):
+            continue
+        if abs(o.size - c.size) > max(1.0, 0.25 * c.size):
+            continue
+        dx, dy = o.cx - c.cx, o.cy - c.cy
+        d = float(np.hypot(dx, dy))
+        if c.size + 1 < d <= CHAIN_REACH_PX:
+            vs.append((dx, dy))
+    if len(vs) < 2:
+        return False
+    v = np.array(vs)
+    # Interior link: v_i + v_j = 0 (i != j, since 2 v_i is never near 0).
+    s2 = v[:, None, :] + v[None, :, :]
+    if (np.hypot(s2[..., 0], s2[..., 1]) <= CHAIN_TOL_PX).any():
+        return True
+    # End link: v_j, 2 v_j and 3 v_j.
+    for j in range(len(v)):
+        if np.hypot(*(v - 2 * v[j]).T).min() <= CHAIN_TOL_PX and (
+            np.hypot(*(v - 3 * v[j]).T).min() <= CHAIN_TOL_PX
+        ):
+            return True
     return False
 
 
@@ -431,6 +501,44 @@ def _partners(a: Candidate, b: Candidate) -> bool:
     if max(a.size, b.size) > 2 * min(a.size, b.size) + 2:
         return False
     return float(np.hypot(a.cx - b.cx, a.cy - b.cy)) > 1.5 * max(a.size, b.size)
+
+
+def _fill(c: Candidate) -> float:
+    return float(np.count_nonzero(c.mask)) / max(1, c.mask.size)
+
+
+def _alike(a: Candidate, b: Candidate) -> bool:
+    """Drawn by one hand: partners of one colour whose boxes are filled alike."""
+    return _partners(a, b) and abs(_fill(a) - _fill(b)) <= 0.2
+
+
+def _halves(a: Candidate, b: Candidate) -> bool:
+    """The two halves of one bracket: single pieces of one colour and size, facing each
+    other across a gap narrower than they are long."""
+    if a.group > 1 or b.group > 1 or abs(a.level - b.level) > LEVEL_TOL:
+        return False
+    if abs(a.size - b.size) > max(2.0, 0.3 * max(a.size, b.size)):
+        return False
+    gap = max(b.x0 - a.x1, a.x0 - b.x1, b.y0 - a.y1, a.y0 - b.y1)
+    d = float(np.hypot(a.cx - b.cx, a.cy - b.cy))
+    size = max(a.size, b.size)
+    return -0.5 * size <= gap <= 0.75 * size and 2 <= d <= 2.2 * size + 3
+
+
+def _line_goes_on(m: np.ndarray, c: Candidate, o: Candidate) -> bool:
+    """The line from `o` to `c` carries on past `c`: `c` is a dash or dot of that line, not
+    the mark at its end."""
+    d = float(np.hypot(c.cx - o.cx, c.cy - o.cy))
+    if d == 0:
+        return False
+    reach = c.size / 2 + 14
+    beyond = SimpleNamespace(
+        cx=c.cx + (c.cx - o.cx) / d * reach,
+        cy=c.cy + (c.cy - o.cy) / d * reach,
+        size=1,
+        level=c.level,
+    )
+    return _line_cover(m, c, beyond) >= LINE_MIN_COVER
 
 
 def _overlap(a: Candidate, b: Candidate) -> bool:
@@ -462,22 +570,96 @@ def detect_calipers_learned(
     planes, scal = features(props)
     prob = model.score(planes, scal)
     thr = model.threshold if threshold is None else float(threshold)
+    m = _mark_channel(image)
     order = np.argsort(-prob)
+
+    single = {ids[0]: c for c, ids in zip(cands, props.ids, strict=True) if len(ids) == 1}
+    pieces_of = {
+        id(c): [single[i] for i in ids if i in single]
+        for c, ids in zip(cands, props.ids, strict=True)
+    }
+
+    def plausible(c: Candidate) -> bool:
+        """Not a link of a ruler or a chain, nor made of such links (two dashes)."""
+        if c.group > 1:
+            return not any(_on_chain(q, cands) for q in pieces_of.get(id(c), []))
+        return not (_on_ruler(c, cands) or _on_chain(c, cands))
+
     kept: list[tuple[Candidate, float]] = []
+    doubtful: list[tuple[Candidate, float]] = []
     for k in order:
-        if prob[k] < thr:
+        p = float(prob[k])
+        if p < min(thr, RESCUE_MIN):
             break
         c = cands[int(k)]
         if any(_overlap(c, o) for o, _ in kept):
             continue  # a piece of a kept mark, or a group holding one
-        kept.append((c, float(prob[k])))
-    kept = [(c, p) for c, p in kept if not _on_ruler(c, cands)]
+        if p >= thr:
+            kept.append((c, p))
+        elif not any(_overlap(c, o) for o, _ in doubtful):
+            doubtful.append((c, p))
+    kept = [(c, p) for c, p in kept if plausible(c)]
+    # Bracket halves scored one by one are one mark: their union (the verifier saw it as a
+    # group proposal, but large or tilted brackets score higher half by half). The other half
+    # may have lost to an overlapping group: look among all likely pieces.
+    pool = [(cands[int(k)], float(prob[k])) for k in order if prob[k] >= HALF_MIN]
+    halves: list[Candidate] = []
+    joined: list[tuple[Candidate, float]] = []
+    for a, pa in kept + doubtful:
+        if any(a is h for h in halves):
+            continue
+        for b, pb in pool:
+            if b is a or any(b is h for h in halves) or not _halves(a, b):
+                continue
+            g = _merge([a, b])
+            if g is not None and g.size <= 1.5 * min(g.x1 - g.x0, g.y1 - g.y0):
+                joined.append((g, max(pa, pb)))
+                halves += [a, b]
+                break
+    if joined:
+        # Halves and anything a joined bracket overlaps (a group that took a dot of the line
+        # with one half) give way to it.
+        def free(t: tuple[Candidate, float]) -> bool:
+            return not any(t[0] is h for h in halves) and not any(
+                _overlap(t[0], g) for g, _ in joined
+            )
+
+        kept = [t for t in joined if t[1] >= thr] + [t for t in kept if free(t)]
+        doubtful = [t for t in joined if t[1] < thr] + [t for t in doubtful if free(t)]
+    # A doubtful single piece (a point of a few pixels looks like a grain) is a mark when a
+    # piece drawn alike sits at the other end of a dotted or dashed line of its colour; the
+    # links of a chain (dashes of a line, ruler dots) are not.
+    rescued: list[tuple[Candidate, float]] = []
+    for c, p in doubtful:
+        for o, _ in kept + doubtful:
+            if o is c or not _alike(c, o) or not plausible(o):
+                continue
+            if (
+                _line_cover(m, c, o) >= LINE_MIN_COVER
+                and not _line_goes_on(m, c, o)
+                and not _line_goes_on(m, o, c)
+                and plausible(c)
+            ):
+                rescued.append((c, p))
+                break
+    kept += rescued
+    if field is not None:
+        # Touching the field's border: a depth or focal marker of the region's frame.
+        fx, fy, fw, fh = (int(v) for v in field)
+        kept = [
+            (c, p)
+            for c, p in kept
+            if c.x0 > fx + BORDER_PX
+            and c.y0 > fy + BORDER_PX
+            and c.x1 < fx + fw - BORDER_PX
+            and c.y1 < fy + fh - BORDER_PX
+        ]
     if PAIR_RULE:
         # A measurement has two ends drawn alike: a lone hit needs to be nearly certain.
         kept = [
             (c, p)
             for c, p in kept
-            if p >= LONE_MIN_SCORE or any(o is not c and _partners(c, o) for o, _ in kept)
+            if p >= LONE_MIN_SCORE or any(o is not c and _alike(c, o) for o, _ in kept)
         ]
     kept.sort(key=lambda t: (t[0].y0, t[0].x0))
     return [
