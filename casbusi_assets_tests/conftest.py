@@ -12,6 +12,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from casbusi_assets.storage.home import HomeLayout
+from casbusi_assets.synthetic.scanner_screen import PROFILES, CaptureSpec
 
 # Every real ultrasound screen capture that pydicom / pydicom-data ship (no network needed; see
 # /work/shared/reference/offline-stack.md section 4), with the kind its header gives it.
@@ -54,6 +55,24 @@ def process_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def philips_capture_spec(**overrides: object) -> CaptureSpec:
+    """A plain 800x600 Philips iU22 grey capture for rendering tests: no annotation, no body
+    marker; any CaptureSpec field can be overridden."""
+    profile = PROFILES[3]  # Philips iU22
+    fields: dict[str, object] = {
+        "capture": "grayscale",
+        "width": 800,
+        "height": 600,
+        "profile": profile,
+        "probe": profile.probes[0],
+        "study_date": "20240115",
+        "study_time": "101500",
+        "annotation": None,
+        "body_marker": False,
+    }
+    return CaptureSpec(**{**fields, **overrides})
 
 
 def with_identifiers(name: str, patient: str, accession: str) -> bytes:

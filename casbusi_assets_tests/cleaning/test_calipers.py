@@ -27,13 +27,12 @@ from casbusi_assets.synthetic.annotations import sample_annotation
 from casbusi_assets.synthetic.scanner_screen import (
     CALIPER_COLOURS,
     CALIPER_SHAPES,
-    PROFILES,
-    CaptureSpec,
     _draw_body_marker,
     _draw_mark,
     draw_text,
     render_capture,
 )
+from casbusi_assets_tests.conftest import philips_capture_spec
 
 FIELD = (40, 30, 720, 540)  # x, y, w, h
 
@@ -192,18 +191,7 @@ def test_the_real_philips_capture_gives_its_two_calipers_and_not_the_legend_glyp
 def _screen_cached(seed: int):
     """A generated grey screen without calipers or body marker, its field and text box."""
     rng = np.random.default_rng(seed)
-    profile = PROFILES[3]  # Philips iU22, 800 x 600
-    spec = CaptureSpec(
-        capture="grayscale",
-        width=800,
-        height=600,
-        profile=profile,
-        probe=profile.probes[0],
-        study_date="20240115",
-        study_time="101500",
-        annotation=sample_annotation(rng, "left", "breast"),
-        body_marker=False,
-    )
+    spec = philips_capture_spec(annotation=sample_annotation(rng, "left", "breast"))
     r = render_capture(spec, rng)
     reg = r.regions[0]
     return r.frames[0], (reg.x0, reg.y0, reg.x1 - reg.x0 + 1, reg.y1 - reg.y0 + 1), r.text_box

@@ -7,28 +7,16 @@ import pytest
 
 from casbusi_assets.synthetic import scanner_screen as ss
 from casbusi_assets.synthetic.scanner_screen import (
-    PROFILES,
     CaptureSpec,
     SectorLook,
     render_capture,
     sample_sector_look,
 )
+from casbusi_assets_tests.conftest import philips_capture_spec
 
 
 def _spec(style: str = "varied", capture: str = "grayscale") -> CaptureSpec:
-    profile = PROFILES[3]  # Philips iU22
-    return CaptureSpec(
-        capture=capture,
-        width=800,
-        height=600,
-        profile=profile,
-        probe=profile.probes[0],
-        study_date="20240115",
-        study_time="101500",
-        annotation=None,
-        body_marker=False,
-        style=style,
-    )
+    return philips_capture_spec(capture=capture, style=style)
 
 
 def _render(monkeypatch, look: SectorLook | None, seed: int = 7, style: str = "varied"):
