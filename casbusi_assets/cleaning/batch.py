@@ -183,7 +183,7 @@ def _measure_image(
     timer.add("crop", t)
 
     t = time.perf_counter()
-    row["darkness"] = quality.darkness(image, box, th.dark_pixel_level)
+    row["darkness"] = quality.field_darkness(image, box, th.dark_pixel_level)
     timer.add("darkness", t)
 
     if not verdict.is_corrupt:
@@ -474,7 +474,7 @@ def clean_videos(
             row.update(
                 crop_x=box[0], crop_y=box[1], crop_w=box[2], crop_h=box[3], crop_source=source
             )
-            row["darkness"] = quality.darkness(image, box, th.dark_pixel_level)
+            row["darkness"] = quality.field_darkness(image, box, th.dark_pixel_level)
         else:
             row["darkness"] = None
         timer.add("video_first_frame", t)

@@ -46,6 +46,40 @@ def darkness(image: np.ndarray, box: tuple[int, int, int, int] | None, level: in
     return round(100.0 * float(np.count_nonzero(gray <= level)) / gray.size, 3)
 
 
+def field_darkness(
+    image: np.ndarray, box: tuple[int, int, int, int] | None, level: int = 20
+) -> float:
+    """Percent of the echo-bearing part of the field at or below `level`, 0-100.
+
+    The original counted every pixel of the declared region, so a sector or curvilinear fan's
+    black corners (outside the fan, never scanned) made a normal fan look dark: a full sector
+    measured 70 % and was excluded. Here the part is the convex hull of the field's lit pixels
+    (above its own black level + 3, specks removed). A capture with the gain turned down keeps
+    dim speckle all over its field, so its hull is the field and it measures as before; when
+    almost nothing is lit the whole box is measured.
+    """
+    gray = to_gray(image)
+    if box is not None:
+        x, y, w, h = box
+        gray = gray[max(0, y) : y + h, max(0, x) : x + w]
+    if gray.size == 0:
+        return 100.0
+    # The hull is found on every 4th pixel (a fan's outline does not need more), then filled at
+    # full resolution, where the dark pixels are counted.
+    step = 4 if min(gray.shape) >= 64 else 1
+    small = gray[::step, ::step]
+    black = int(np.percentile(small, 1))
+    lit = np.where(small > black + 3, 255, 0).astype(np.uint8)
+    lit = cv2.morphologyEx(lit, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    points = cv2.findNonZero(lit)
+    if points is None or len(points) < 0.01 * small.size:
+        return darkness(gray, None, level)
+    hull = np.zeros(gray.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points) * step + step // 2, 1)
+    inside = gray[hull > 0]
+    return round(100.0 * float(np.count_nonzero(inside <= level)) / inside.size, 3)
+
+
 @dataclass(frozen=True)
 class CorruptVerdict:
     is_corrupt: bool

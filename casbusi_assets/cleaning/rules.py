@@ -27,7 +27,8 @@ class Thresholds:
 
     # corrupt: the original's green test (mean G exceeds mean R and mean B by this many levels)
     green_margin: float = 10.0
-    # dark: share (percent) of field pixels at or below `dark_pixel_level` above which it is dark
+    # dark: share (percent) of the field's echo-bearing pixels (quality.field_darkness) at or
+    # below `dark_pixel_level` above which it is dark
     dark_percent: float = 65.0
     dark_pixel_level: int = 20
     # caliper_twin: mean absolute grey difference (0-255 scale, float arithmetic) on the
@@ -61,7 +62,7 @@ _CODES = [
     ReasonCode(
         "dark",
         "image",
-        "more than dark_percent % of the ultrasound field is at or below dark_pixel_level",
+        "more than dark_percent % of the ultrasound field's echo-bearing part (the convex hull of its lit pixels, so a fan's unscanned corners do not count) is at or below dark_pixel_level",
         "dark_percent",
     ),
     ReasonCode(

@@ -257,7 +257,7 @@ CLEANED_IMAGES = pa.schema(
         ("duplicate_of_batch", STR),  # the kept copy's batch
         ("twin_of", STR),  # same patient's near-identical capture (one frozen frame)
         ("twin_distance", F64),  # mean |grey difference| on the field to the nearest capture
-        ("darkness", F64),  # percent of field pixels at or below the dark level
+        ("darkness", F64),  # percent of the field's echo-bearing pixels at or below the dark level
         *_CROP,
         ("has_calipers", BOOL),
         ("caliper_boxes", STR),  # JSON [[x, y, w, h], ...], one box per mark

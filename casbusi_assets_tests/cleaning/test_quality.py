@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from casbusi_assets.cleaning.quality import darkness, green_cast, judge_corrupt, pixel_hash
@@ -45,3 +46,33 @@ def test_pixel_hash_sees_shape_and_values():
     b = a.copy()
     b[0, 0] = 1
     assert pixel_hash(a) != pixel_hash(b)
+
+
+def _sector(dim: int = 0, gain: int = 120) -> np.ndarray:
+    """A 200x200 field holding a sector fan of speckle (apex at the top), black outside it."""
+    rng = np.random.default_rng(3)
+    img = np.full((200, 200), dim, np.uint8)
+    fan = np.zeros((200, 200), np.uint8)
+    cv2.fillConvexPoly(fan, np.array([[100, 0], [0, 199], [199, 199]], np.int32), 1)
+    speckle = rng.integers(gain // 2, gain, size=img.shape).astype(np.uint8)
+    img[fan > 0] = speckle[fan > 0]
+    return img
+
+
+def test_a_fans_black_corners_do_not_make_it_dark():
+    from casbusi_assets.cleaning.quality import field_darkness
+
+    img = _sector()
+    # The original's measure counts the never-scanned corners: half the box is black.
+    assert darkness(img, None) > 45
+    assert field_darkness(img, None) < 5
+
+
+def test_a_capture_with_the_gain_down_is_still_dark():
+    from casbusi_assets.cleaning.quality import field_darkness
+
+    rng = np.random.default_rng(4)
+    dim = rng.integers(0, 24, size=(200, 200)).astype(np.uint8)  # dim speckle all over
+    assert field_darkness(dim, None) > 65
+    assert field_darkness(_sector(gain=24), None) > 65  # a dim fan is dark inside the fan too
+    assert field_darkness(np.zeros((50, 50), np.uint8), None) == 100.0  # nothing lit at all
