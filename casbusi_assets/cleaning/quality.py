@@ -30,6 +30,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
+def _field_gray(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The grey pixels of the field `box` (x, y, w, h), or of the whole image without a box."""
+    gray = to_gray(image)
+    if box is None:
+        return gray
+    x, y, w, h = box
+    return gray[max(0, y) : y + h, max(0, x) : x + w]
+
+
 def darkness(image: np.ndarray, box: tuple[int, int, int, int] | None, level: int = 20) -> float:
     """Percent of the box's pixels at or below `level` (the original's threshold 20), 0-100.
 
@@ -37,10 +46,7 @@ def darkness(image: np.ndarray, box: tuple[int, int, int, int] | None, level: in
     original coordinates on a resized image (spec §4.4), so its numbers were off for any image
     not 800x600.
     """
-    gray = to_gray(image)
-    if box is not None:
-        x, y, w, h = box
-        gray = gray[max(0, y) : y + h, max(0, x) : x + w]
+    gray = _field_gray(image, box)
     if gray.size == 0:
         return 100.0
     return round(100.0 * float(np.count_nonzero(gray <= level)) / gray.size, 3)
@@ -58,10 +64,7 @@ def field_darkness(
     dim speckle all over its field, so its hull is the field and it measures as before; when
     almost nothing is lit the whole box is measured.
     """
-    gray = to_gray(image)
-    if box is not None:
-        x, y, w, h = box
-        gray = gray[max(0, y) : y + h, max(0, x) : x + w]
+    gray = _field_gray(image, box)
     if gray.size == 0:
         return 100.0
     # The hull is found on every 4th pixel (a fan's outline does not need more), then filled at
