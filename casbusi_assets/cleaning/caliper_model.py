@@ -46,7 +46,6 @@ string from the device resource (`cleaning/assets.py`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -685,14 +684,6 @@ def candidate_labels(cands: Sequence[Candidate], marks: Sequence[dict[str, objec
                 y[k] = 1.0
                 break
     return y
-
-
-def metrics_json(path: Path) -> dict:
-    """The metrics saved beside the weights (empty when none)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 class LearnedCalipers:

@@ -329,7 +329,6 @@ def _torch_classes() -> dict[str, Any]:
         "OrientationNet": OrientationNet,
         "Locator": Locator,
         "Classifier": Classifier,
-        "crop": crop,
         "multi_crop": multi_crop,
     }
 
@@ -343,11 +342,6 @@ def build_net(arch: dict[str, Any] | None = None) -> Any:
         candidates=int(a["candidates"]),
         mirror_tta=bool(a["mirror_tta"]),
     )
-
-
-def crop_markers(canvas: Any, cx: Any, cy: Any, side: Any) -> Any:
-    """The classifier's crops, exactly as the model cuts them (for training on jittered boxes)."""
-    return _torch_classes()["crop"](canvas, cx, cy, side)
 
 
 def marker_crops(canvas: Any, cx: Any, cy: Any, size: Any, scales: Sequence[float]) -> Any:

@@ -229,12 +229,6 @@ def _colour_planes(rgb: np.ndarray) -> _Planes:
     return _Planes(hue, val, cv2.multiply(sat, val, dtype=cv2.CV_16U))
 
 
-def _hue_value_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """OpenCV hue, value (max channel) and chroma ((S * V + 127) // 255) of an RGB frame."""
-    planes = _colour_planes(rgb)
-    return planes.hue, planes.val, (planes.sat_val + 127) // 255
-
-
 def _flow_classes(planes: _Planes) -> np.ndarray:
     """Per pixel: the hue flags of _HUE_LUT (1 warm, 2 cool, 4 orange / yellow) where the pixel
     is saturated enough to be flow (chroma >= FLOW_MIN_CHROMA, value >= FLOW_MIN_VALUE), else 0.
