@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import struct
 import warnings
@@ -21,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
-    ProcessPoolExecutor,
     ThreadPoolExecutor,
     wait,
 )
@@ -652,10 +650,8 @@ def catalog_zip(
                 done += 1
                 report()
     else:
-        # spawn, not fork: the caller (a Dagster run worker) may hold threads and locks that a
-        # forked child would inherit in a broken state.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as ppool:
+        # the step's worker pool (spawn; workers exit if this process dies)
+        with parallel.WorkerPool(workers) as ppool:
             for row in _bounded(
                 lambda m: ppool.submit(_process_worker, zip_path, m, limits), todo, workers
             ):
