@@ -181,7 +181,7 @@ def main() -> None:
 
     # ---- twins
     pairs, found_pairs, false_pairs = set(), 0, 0
-    twin_d, other_d = [], []
+    twin_d, other_d, twin_rel, other_rel = [], [], [], []
     caliper_twin_excluded = 0
     for b, c in cleaned.items():
         t = truths[b]
@@ -210,6 +210,10 @@ def main() -> None:
                 (twin_d if r.sop_instance_uid in in_pair else other_d).append(
                     float(r.twin_distance)
                 )
+            if pd.notna(getattr(r, "twin_relative_distance", None)):
+                (twin_rel if r.sop_instance_uid in in_pair else other_rel).append(
+                    float(r.twin_relative_distance)
+                )
             if "caliper_twin" in list(r.exclusion_reasons):
                 caliper_twin_excluded += 1
 
@@ -230,6 +234,8 @@ def main() -> None:
         "caliper_twin_excluded": caliper_twin_excluded,
         "distance_true_twins": _dist(twin_d),
         "distance_nearest_non_twin": _dist(other_d),
+        "relative_distance_true_twins": _dist(twin_rel),
+        "relative_distance_nearest_non_twin": _dist(other_rel),
     }
 
     # ---- corrupt

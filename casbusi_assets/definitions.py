@@ -102,6 +102,7 @@ def build_resources(home: str | None = None) -> dict[str, object]:
             dark_percent=float(_env("CASBUSI_DARK_PERCENT", "65")),
             dark_pixel_level=int(_env("CASBUSI_DARK_PIXEL_LEVEL", "20")),
             twin_max_distance=float(_env("CASBUSI_TWIN_MAX_DISTANCE", "10")),
+            twin_max_relative_distance=float(_env("CASBUSI_TWIN_MAX_RELATIVE_DISTANCE", "0.3")),
             areas_kept=_env("CASBUSI_AREAS_KEPT", "breast,unknown"),
             valid_birads=_env("CASBUSI_VALID_BIRADS", "0,1,2,3,4,4A,4B,4C,5,6"),
             study_exclusion_words=_env("CASBUSI_STUDY_EXCLUSION_WORDS", "chest,mastectomy"),

@@ -221,7 +221,8 @@ def _orientation_from_text(measured: list[_Measured]) -> list[int]:
 IMAGE_COLUMNS = [
     "batch_id", "sop_instance_uid", "patient_id", "accession_number", "image_path", "is_doppler",
     "region_count", "pixel_hash", "raw_hash", "is_corrupt", "corrupt_reason", "duplicate_of",
-    "duplicate_of_batch", "twin_of", "twin_distance", "darkness", "crop_x", "crop_y", "crop_w",
+    "duplicate_of_batch", "twin_of", "twin_distance", "twin_relative_distance", "darkness",
+    "crop_x", "crop_y", "crop_w",
     "crop_h", "crop_source", "has_calipers", "caliper_boxes", "area", "laterality",
     "orientation", "orientation_source", "orientation_confidence", "include",
     "exclusion_reasons", "label_cat",
@@ -278,10 +279,14 @@ def _clean_patient(job: _PatientJob) -> _PatientResult:
         for m in measured
         if m.gray is not None and not m.row["is_corrupt"]
     ]
-    twins = find_twins(candidates, job.th.twin_max_distance)
+    twins = find_twins(candidates, job.th.twin_max_distance, job.th.twin_max_relative_distance)
     timer.add("twins", t, len(candidates))
     twin_info = {
-        key: {"twin_of": tw["twin_of"], "twin_distance": tw["nearest_distance"]}
+        key: {
+            "twin_of": tw["twin_of"],
+            "twin_distance": tw["nearest_distance"],
+            "twin_relative_distance": tw["nearest_relative_distance"],
+        }
         for key, tw in twins.iterrows()
     }
     ask = _orientation_from_text(measured)
@@ -387,9 +392,8 @@ def clean_images(
         return pd.DataFrame(columns=IMAGE_COLUMNS)
     df.insert(0, "batch_id", batch_id)
     df["twin_of"] = [twin_info.get(s, {}).get("twin_of") for s in df["sop_instance_uid"]]
-    df["twin_distance"] = [
-        twin_info.get(s, {}).get("twin_distance") for s in df["sop_instance_uid"]
-    ]
+    for column in ("twin_distance", "twin_relative_distance"):
+        df[column] = [twin_info.get(s, {}).get(column) for s in df["sop_instance_uid"]]
     if "pixel_hash" not in df:
         df["pixel_hash"] = None
     t = time.perf_counter()

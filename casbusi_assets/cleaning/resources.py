@@ -35,6 +35,10 @@ class CleaningSettings(dg.ConfigurableResource):
         default=_D.twin_max_distance,
         description="caliper_twin: mean absolute grey difference on the field of a twin pair",
     )
+    twin_max_relative_distance: float = Field(
+        default=_D.twin_max_relative_distance,
+        description="caliper_twin: that difference over the pair's spread (mean abs deviation)",
+    )
     areas_kept: str = Field(
         default=",".join(_D.areas_kept), description="non_breast_area: areas that stay in"
     )
@@ -81,6 +85,7 @@ class CleaningSettings(dg.ConfigurableResource):
             dark_percent=self.dark_percent,
             dark_pixel_level=self.dark_pixel_level,
             twin_max_distance=self.twin_max_distance,
+            twin_max_relative_distance=self.twin_max_relative_distance,
             areas_kept=_words(self.areas_kept),
             valid_birads=_words(self.valid_birads),
             study_exclusion_words=_words(self.study_exclusion_words),

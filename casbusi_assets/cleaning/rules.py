@@ -34,6 +34,9 @@ class Thresholds:
     # caliper_twin: mean absolute grey difference (0-255 scale, float arithmetic) on the
     # ultrasound field at or below which two same-patient captures are one frozen frame
     twin_max_distance: float = 10.0
+    # caliper_twin: ... and that distance over the pair's own spread on the field (mean absolute
+    # deviation), at or below which; two dark captures differ little in absolute terms only
+    twin_max_relative_distance: float = 0.3
     areas_kept: tuple[str, ...] = ("breast", "unknown")
     valid_birads: tuple[str, ...] = ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6")
     study_exclusion_words: tuple[str, ...] = ("chest", "mastectomy")
@@ -69,7 +72,8 @@ _CODES = [
         "caliper_twin",
         "image",
         "a capture with calipers whose caliper-free twin (same patient, same frozen frame, "
-        "distance <= twin_max_distance) is kept",
+        "distance <= twin_max_distance and <= twin_max_relative_distance of the pair's spread) "
+        "is kept",
         "twin_max_distance",
     ),
     ReasonCode(

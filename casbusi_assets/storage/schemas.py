@@ -257,6 +257,7 @@ CLEANED_IMAGES = pa.schema(
         ("duplicate_of_batch", STR),  # the kept copy's batch
         ("twin_of", STR),  # same patient's near-identical capture (one frozen frame)
         ("twin_distance", F64),  # mean |grey difference| on the field to the nearest capture
+        ("twin_relative_distance", F64),  # twin_distance over the pair's spread on the field
         ("darkness", F64),  # percent of the field's echo-bearing pixels at or below the dark level
         *_CROP,
         ("has_calipers", BOOL),

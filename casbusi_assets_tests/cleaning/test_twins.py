@@ -3,9 +3,15 @@ from __future__ import annotations
 import numpy as np
 
 from casbusi_assets.cleaning.quality import pixel_hash
-from casbusi_assets.cleaning.twins import TwinCandidate, field_distance, find_twins
+from casbusi_assets.cleaning.twins import (
+    TwinCandidate,
+    field_distance,
+    field_distances,
+    find_twins,
+)
 
 FIELD = (40, 30, 240, 180)
+REL = 0.3  # the default twin_max_relative_distance
 
 
 def _speckle(seed: int, shape=(240, 320)) -> np.ndarray:
@@ -55,7 +61,7 @@ def test_caliper_capture_and_its_clean_twin_pair_up_and_other_views_do_not():
         _cand("clean", _twin_of(base)),
         _cand("other_view", _speckle(2)),
     ]
-    out = find_twins(cands, max_distance=6.0)
+    out = find_twins(cands, max_distance=6.0, max_relative_distance=REL)
     assert out.loc["cal", "twin_of"] == "clean"
     assert out.loc["clean", "twin_of"] == "cal"
     assert out.loc["other_view", "twin_of"] is None
@@ -68,20 +74,20 @@ def test_near_miss_just_above_the_threshold_is_not_a_twin():
     rng = np.random.default_rng(3)
     shifted = np.clip(base.astype(np.int16) + rng.integers(-13, 14, base.shape), 0, 255)
     cands = [_cand("a", base), _cand("b", shifted.astype(np.uint8))]
-    d = find_twins(cands, max_distance=100).loc["a", "nearest_distance"]
-    assert find_twins(cands, max_distance=d).loc["a", "twin_of"] == "b"
-    assert find_twins(cands, max_distance=d - 0.01).loc["a", "twin_of"] is None
+    d = find_twins(cands, max_distance=100, max_relative_distance=100).loc["a", "nearest_distance"]
+    assert find_twins(cands, max_distance=d, max_relative_distance=100).loc["a", "twin_of"] == "b"
+    assert find_twins(cands, d - 0.01, max_relative_distance=100).loc["a", "twin_of"] is None
 
 
 def test_only_the_same_patient_same_size_and_not_exact_duplicates():
     base = _speckle(1)
-    other_patient = find_twins([_cand("a", base), _cand("b", _twin_of(base), "P2")], 6.0)
+    other_patient = find_twins([_cand("a", base), _cand("b", _twin_of(base), "P2")], 6.0, REL)
     assert other_patient["twin_of"].isna().all()
     bigger = np.pad(_twin_of(base), ((0, 10), (0, 0)))
-    assert find_twins([_cand("a", base), _cand("b", bigger)], 6.0)["twin_of"].isna().all()
-    exact = find_twins([_cand("a", base), _cand("b", base.copy())], 6.0)
+    assert find_twins([_cand("a", base), _cand("b", bigger)], 6.0, REL)["twin_of"].isna().all()
+    exact = find_twins([_cand("a", base), _cand("b", base.copy())], 6.0, REL)
     assert exact["twin_of"].isna().all()  # an exact copy is a duplicate, not a twin
-    no_patient = find_twins([_cand("a", base, ""), _cand("b", _twin_of(base), "")], 6.0)
+    no_patient = find_twins([_cand("a", base, ""), _cand("b", _twin_of(base), "")], 6.0, REL)
     assert no_patient["twin_of"].isna().all()
 
 
@@ -89,6 +95,38 @@ def test_three_saves_of_one_frame_each_point_at_their_nearest_copy():
     base = _speckle(1)
     a, b = _with_calipers(base), _twin_of(base, 1)
     c = _twin_of(base, 2)  # a third save: b and c are closest to each other
-    out = find_twins([_cand("a", a), _cand("b", b), _cand("c", c)], 6.0)
+    out = find_twins([_cand("a", a), _cand("b", b), _cand("c", c)], 6.0, REL)
     assert out.loc["a", "twin_of"] in {"b", "c"}  # the caliper capture still has a clean twin
     assert {out.loc["b", "twin_of"], out.loc["c", "twin_of"]} == {"b", "c"}
+
+
+def _dark(seed: int) -> np.ndarray:
+    """A dark capture: faint speckle on black, the field mostly at or below grey 20."""
+    rng = np.random.default_rng(seed)
+    return rng.rayleigh(4, size=(240, 320)).clip(0, 255).astype(np.uint8)
+
+
+def test_two_different_dark_captures_are_close_in_grey_levels_but_are_not_twins():
+    a, b = _dark(11), _dark(12)
+    d, rel = field_distances(a, b, FIELD)
+    assert d < 6.0  # the absolute distance alone would pair them
+    assert rel > 0.6  # but they differ by about as much as each picture varies
+    out = find_twins([_cand("a", a), _cand("b", b)], max_distance=6.0, max_relative_distance=REL)
+    assert out["twin_of"].isna().all()
+    assert out.loc["a", "nearest_relative_distance"] > REL
+
+
+def test_a_dim_capture_and_its_re_save_stay_twins():
+    rng = np.random.default_rng(5)
+    dim = rng.rayleigh(20, size=(240, 320)).clip(0, 255).astype(np.uint8)  # spread ~8 levels
+    out = find_twins([_cand("a", dim), _cand("b", _twin_of(dim))], 6.0, REL)
+    assert out.loc["a", "twin_of"] == "b"
+    assert out.loc["a", "nearest_relative_distance"] < REL / 2
+
+
+def test_near_miss_of_the_relative_threshold_is_not_a_twin():
+    base = _speckle(1)
+    cands = [_cand("a", _with_calipers(base)), _cand("b", _twin_of(base))]
+    rel = find_twins(cands, 100, 100).loc["a", "nearest_relative_distance"]
+    assert find_twins(cands, 100, rel).loc["a", "twin_of"] == "b"
+    assert find_twins(cands, 100, rel - 0.001).loc["a", "twin_of"] is None
