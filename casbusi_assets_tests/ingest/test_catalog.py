@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import warnings
 import zipfile
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -435,3 +438,104 @@ def test_catalog_zip_progress_is_throttled(tmp_path: Path) -> None:
     df = catalog_zip(path, "m", executor="thread", workers=2, progress=lambda d, t: calls.append(d))
     assert len(df) == 300 and (df["status"] == "ok").all()
     assert 40 <= len(calls) <= 60 and calls[-1] == 300
+
+
+# --------------------------------------------------------------------------- header JSON
+
+
+def _headers(name: str, data: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch) -> object:
+    from casbusi_assets.ingest import catalog as cat
+
+    if not fast:  # pydicom's own Dataset.to_json_dict for every element
+        monkeypatch.setattr(cat, "_fast_path_usable", lambda: False)
+    try:
+        return catalog_member(name, data)["header"]
+    finally:
+        monkeypatch.undo()
+
+
+def _real_and_generated_members(tmp_path: Path) -> list[tuple[str, bytes]]:
+    from casbusi_assets.synthetic import generate_batch
+    from casbusi_assets_tests.conftest import REAL_US_FILES
+
+    members = [(n, Path(get_testdata_file(n)).read_bytes()) for n in sorted(REAL_US_FILES)]
+    # pydicom's own test files: implicit VR, big endian, odd charsets, private tags, bad values
+    test_files = Path(pydicom.__file__).parent / "data" / "test_files"
+    members += [
+        (p.name, p.read_bytes())
+        for p in sorted(test_files.rglob("*.dcm"))
+        if p.stat().st_size < 8_000_000
+    ]
+    made = generate_batch(tmp_path, 0, patients=3, seed=4141)  # a seed nothing was tuned on
+    with zipfile.ZipFile(made.zip_path) as zf:
+        members += [(i.filename, zf.read(i)) for i in zf.infolist() if i.filename.endswith(".dcm")]
+    return members
+
+
+def test_header_json_is_byte_for_byte_what_pydicom_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fast serialiser writes simple raw elements itself; it must never change a header.
+    members = _real_and_generated_members(tmp_path)
+    compared = 0
+    for name, data in members:
+        with pytest.MonkeyPatch.context() as mp, _quiet():
+            theirs = _headers(name, data, fast=False, monkeypatch=mp)
+            ours = _headers(name, data, fast=True, monkeypatch=mp)
+        assert ours == theirs, name
+        compared += theirs is not None
+    assert compared > 100  # real captures, pydicom's test files and generated members
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # pydicom warns about the bad values some test files carry; both paths see the same ones
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def test_header_json_drops_what_pydicom_drops_and_keeps_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Values pydicom rejects under strict reading (a 70-character SH, a UID with letters, a DS
+    # that is not a number) are dropped from the header as to_json_dict(suppress_invalid_tags)
+    # drops them; numbers, multi-values and empty values come out as pydicom writes them.
+    with _quiet():
+        data = _header_test_file()
+    with _quiet():
+        theirs = _headers("m.dcm", data, fast=False, monkeypatch=monkeypatch)
+        ours = _headers("m.dcm", data, fast=True, monkeypatch=monkeypatch)
+    assert ours == theirs
+    header = json.loads(ours)
+    assert "00081010" not in header and "00200052" not in header and "00180088" not in header
+    assert header["00081090"] == {"vr": "LO", "Value": ["ok model", "second"]}
+    assert header["00200013"] == {"vr": "IS", "Value": [7]}
+    assert header["00280002"] == {"vr": "US", "Value": [3]}
+    assert header["00181063"] == {"vr": "DS"}
+    assert header["00080008"] == {"vr": "CS", "Value": ["ORIGINAL", "PRIMARY", ""]}
+    assert header["00186031"] == {"vr": "CS", "Value": ["LINEAR"]}
+
+
+def _header_test_file() -> bytes:
+    ds = Dataset()
+    ds.SOPClassUID = US_IMAGE
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.PatientID = "P001"
+    ds.add_new(0x00081090, "LO", "ok model\\second ")  # multi-valued text
+    ds.add_new(0x00081010, "SH", "x" * 70)  # too long for SH
+    ds.add_new(0x00200052, "UI", "1.2.abc")  # not a UID
+    ds.add_new(0x00280030, "DS", "0.25\\1.5e-1")  # exponent: pydicom's path
+    ds.add_new(0x00180088, "DS", "9.99")  # made "abcd" (not a number) in the bytes below
+    ds.add_new(0x00200013, "IS", "007")
+    ds.add_new(0x00280002, "US", 3)
+    ds.add_new(0x00181063, "DS", "")
+    ds.add_new(0x00080008, "CS", ["ORIGINAL", "PRIMARY", ""])
+    ds.add_new(0x00186031, "CS", "LINEAR ")
+    buf = BytesIO()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = US_IMAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue().replace(b"9.99", b"abcd")
