@@ -193,11 +193,19 @@ def _naive(zip_path: Path, work: Path) -> dict:
 
 
 def _casbusi(zip_path: Path, work: Path) -> dict:
-    from casbusi_assets.runner import run_batch
-    from casbusi_assets.storage import warehouse
-    from casbusi_assets.storage.home import layout
+    # The command itself (`casbusi --home W run-batch ZIP --select ...`), in this process so
+    # getrusage can tell this process (the Dagster run) from its workers. Its output goes to
+    # stderr: the last stdout line is this child's result.
+    import contextlib
 
-    run_batch(zip_path, layout(work), select=SELECT.split(","), echo=lambda m: None)
+    from casbusi_assets import cli
+
+    argv = ["--home", str(work), "run-batch", str(zip_path), "--select", SELECT]
+    with contextlib.redirect_stdout(sys.stderr):
+        if cli.main(argv) != 0:
+            raise RuntimeError("casbusi run-batch failed")
+    from casbusi_assets.storage import warehouse
+
     return _counts(warehouse, work / "warehouse", zip_path.stem)
 
 
@@ -239,6 +247,9 @@ def _child(mode: str, zip_path: str, work: str) -> None:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["max_rss_mb"] = max(me.ru_maxrss, kids.ru_maxrss) / 1024
+    # which process it is: this one (the Dagster run process for casbusi) or a worker
+    result["self_rss_mb"] = me.ru_maxrss / 1024
+    result["workers_rss_mb"] = kids.ru_maxrss / 1024
     print(json.dumps(result))
 
 

@@ -52,3 +52,17 @@ def test_help_exits_zero(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
+
+
+def test_run_batch_prestarts_the_pool_the_ingest_step_takes() -> None:
+    # The CLI starts the ingest workers before importing Dagster; the step must ask for the
+    # same pool, and the workers must import the module the ingest items run in.
+    import importlib
+
+    from casbusi_assets import cli
+    from casbusi_assets.ingest import assets as ingest_assets
+    from casbusi_assets.pixels import member
+
+    assert cli.INGEST_POOL == ingest_assets.POOL_PURPOSE
+    assert importlib.import_module(cli.INGEST_WORKER_MODULE) is member
+    assert set(ingest_assets.ingest_batch.keys_by_output_name) == cli.INGEST_ASSETS

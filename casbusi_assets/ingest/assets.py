@@ -31,6 +31,9 @@ from casbusi_assets.shared.partitions import batch_partitions
 from casbusi_assets.storage.file_staging import staged_batch_dir
 from casbusi_assets.storage.resources import CasbusiHome
 
+# The ingest step's worker pool, as `shared.parallel.prestart` names it.
+POOL_PURPOSE = "ingest"
+
 inbox_zip = dg.AssetSpec(
     "inbox_zip",
     partitions_def=batch_partitions,
@@ -105,7 +108,8 @@ def ingest_batch(
                 videos = stack.enter_context(staged_batch_dir(home.files, "video_table", batch_id))
             # One pool for the whole step. Entered last, so it is shut down first (also on
             # failure): no worker is still writing when the staging folders are committed.
-            pool = stack.enter_context(WorkerPool(ingest_settings.workers))
+            # `casbusi run-batch` starts these workers before Dagster (WARM_MODULE imported).
+            pool = stack.enter_context(WorkerPool.take(POOL_PURPOSE, ingest_settings.workers))
             result = ingest_zip(
                 zip_path,
                 batch_id,

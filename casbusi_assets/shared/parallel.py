@@ -13,6 +13,7 @@ when its parent dies (a killed run, a crashed step), instead of being left to bu
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import threading
@@ -88,6 +89,42 @@ def resolve_workers(workers: int | None) -> int:
     return int(workers)
 
 
+def _warm_up(module: str) -> None:
+    """A pool worker's first item when started ahead of its step: import what its items need."""
+    importlib.import_module(module)
+
+
+# Pools started before their step (`prestart`), by purpose, for the step's `WorkerPool.take`.
+_PRESTARTED: dict[str, WorkerPool] = {}
+
+
+def prestart(purpose: str, workers: int | None, warm_module: str) -> None:
+    """Start `purpose`'s workers now, in the background, importing `warm_module`.
+
+    A command that knows a step with workers is coming (`casbusi run-batch`) calls this first,
+    so the workers' start-up (spawn, ~1 s of imports each) runs on the other cores while this
+    process imports Dagster and opens its instance, instead of after the step has started. The
+    step adopts the pool with `WorkerPool.take(purpose, workers)` and shuts it down as usual;
+    `discard_prestarted` shuts down a pool no step took (a failed run, another selection).
+    """
+    if purpose in _PRESTARTED:
+        return
+    pool = WorkerPool(workers)
+    if not pool.parallel:
+        return
+    for _ in range(pool.workers):  # each submit with no idle worker spawns one
+        pool.submit(_warm_up, warm_module)
+    _PRESTARTED[purpose] = pool
+
+
+def discard_prestarted(purpose: str | None = None) -> None:
+    """Shut down pools started by `prestart` that no step took (all when purpose is None)."""
+    for key in [purpose] if purpose is not None else list(_PRESTARTED):
+        pool = _PRESTARTED.pop(key, None)
+        if pool is not None:
+            pool.close()
+
+
 class WorkerPool:
     """Worker processes for one step, started on first use and reused for every later map.
 
@@ -99,6 +136,17 @@ class WorkerPool:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = resolve_workers(workers)
         self._executor: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def take(cls, purpose: str, workers: int | None = None) -> WorkerPool:
+        """The pool `prestart(purpose, ...)` started, when it has this many workers; else a new
+        one (a prestarted pool of another size is shut down)."""
+        pool = _PRESTARTED.pop(purpose, None)
+        if pool is not None and pool.workers == resolve_workers(workers):
+            return pool
+        if pool is not None:
+            pool.close()
+        return cls(workers)
 
     @property
     def parallel(self) -> bool:
@@ -186,14 +234,24 @@ def parallel_map(
 
 class Progress:
     """Reports `label: done/total (pct%)` through `report` each time another `every_pct` percent
-    of the items is done (and at the end)."""
+    of the items is done (and at the end). With `min_seconds`, a line also waits until that long
+    after the previous one: each line can be an event in a run's event log (~40 ms on SQLite),
+    so a fast batch says less and a slow one still reports as it goes."""
 
     def __init__(
-        self, report: Callable[[str], None], label: str, total: int = 0, every_pct: float = 10.0
+        self,
+        report: Callable[[str], None],
+        label: str,
+        total: int = 0,
+        every_pct: float = 10.0,
+        min_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.report, self.label, self.total, self.every_pct = report, label, total, every_pct
+        self.min_seconds, self._clock = min_seconds, clock
         self.done = 0
         self._last_bucket = 0
+        self._last_time = clock()
 
     def advance(self, n: int = 1) -> None:
         self.update(self.done + n, self.total)
@@ -203,6 +261,9 @@ class Progress:
         self.done, self.total = done, total
         pct = 100.0 * done / total if total else 100.0
         bucket = int(pct // self.every_pct)
-        if bucket > self._last_bucket or done == total:
+        if done == total or (
+            bucket > self._last_bucket and self._clock() - self._last_time >= self.min_seconds
+        ):
             self._last_bucket = bucket
+            self._last_time = self._clock()
             self.report(f"{self.label}: {done}/{total} ({pct:.0f}%)")

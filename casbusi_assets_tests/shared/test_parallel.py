@@ -146,3 +146,51 @@ def test_run_batch_refuses_to_start_inside_a_worker_bootstrap(
     with pytest.raises(RunBatchError, match="__main__"):
         run_batch(tmp_path / "batch.zip", layout(tmp_path / "home"))
     assert not (tmp_path / "home").exists()  # nothing was written before the refusal
+
+
+def test_a_prestarted_pool_is_taken_by_its_step_and_shut_down_with_it() -> None:
+    parallel.prestart("test-purpose", 2, "json")
+    try:
+        pool = WorkerPool.take("test-purpose", 2)
+        assert pool._executor is not None  # the workers started before the step asked
+        with pool:
+            before = set(pool.map(_pid, range(8)))
+            assert os.getpid() not in before and len(before) <= 2
+        assert pool._executor is None  # the step's block shut them down
+        again = WorkerPool.take("test-purpose", 2)  # taken once: the next step starts its own
+        assert again._executor is None
+    finally:
+        parallel.discard_prestarted("test-purpose")
+
+
+def test_a_prestarted_pool_of_another_size_or_never_taken_is_shut_down() -> None:
+    parallel.prestart("test-purpose", 2, "json")
+    prestarted = parallel._PRESTARTED["test-purpose"]
+    pool = WorkerPool.take("test-purpose", 3)
+    assert pool is not prestarted and pool.workers == 3 and prestarted._executor is None
+    parallel.prestart("test-purpose", 2, "json")
+    prestarted = parallel._PRESTARTED["test-purpose"]
+    parallel.discard_prestarted("test-purpose")
+    assert prestarted._executor is None and "test-purpose" not in parallel._PRESTARTED
+    parallel.prestart("test-purpose", 1, "json")  # one worker runs in-process: nothing to start
+    assert "test-purpose" not in parallel._PRESTARTED
+
+
+def test_progress_lines_wait_for_min_seconds_but_the_last_always_comes() -> None:
+    now = [0.0]
+    lines: list[str] = []
+    progress = parallel.Progress(lines.append, "ingest", 100, every_pct=10, min_seconds=5.0,
+                                 clock=lambda: now[0])  # fmt: skip
+    for _ in range(50):  # 50% done within the first second: no line yet
+        now[0] += 0.02
+        progress.advance()
+    assert lines == []
+    now[0] = 6.0
+    progress.advance()  # 51%, 6 s after the start
+    assert lines == ["ingest: 51/100 (51%)"]
+    for _ in range(48):
+        now[0] += 0.01
+        progress.advance()
+    assert len(lines) == 1  # 99% but only 0.5 s after the last line
+    progress.advance()
+    assert lines[-1] == "ingest: 100/100 (100%)"
