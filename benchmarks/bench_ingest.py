@@ -382,6 +382,7 @@ def main() -> None:
                 r = run_child(mode, zip_path, work, extra)
                 # user+sys of the child and every process under it (all waited for by then)
                 r["cpu_seconds"] = _cpu_of_children() - cpu_before
+                r["round"] = i
                 rows.append((mode, r))
                 print(f"# {mode} #{i}: {json.dumps(r)}", file=sys.stderr, flush=True)
                 shutil.rmtree(work, ignore_errors=True)
@@ -395,11 +396,14 @@ def main() -> None:
             f"{zip_path.stat().st_size / 1e9:.2f} GB zip; {os.cpu_count()} cores\n"
         )
         print(
-            "| run | wall s | CPU s | PNGs | peak RSS MB (largest process) | peak RSS MB (tree) | load |"
+            "| run | wall s | CPU s | PNGs | peak RSS MB, largest process (run / workers) | "
+            "peak RSS MB, tree | load |"
         )
         print("|---|---|---|---|---|---|---|")
         for mode, r in rows:
             rss = f"{r['max_rss_mb']:.0f}" if r.get("max_rss_mb") else "n/a"
+            if r.get("self_rss_mb"):
+                rss += f" ({r['self_rss_mb']:.0f} / {r['workers_rss_mb']:.0f})"
             print(
                 f"| {mode} | {r['wall']:.1f} | {r['cpu_seconds']:.1f} | {r.get('pngs') or 'n/a'} | "
                 f"{rss} | {r['tree_rss_mb']:.0f} | {r['load']:.1f} |"
@@ -421,6 +425,19 @@ def main() -> None:
             ratio_w = f"{w / floor_wall:.2f}x" if floor_wall else "-"
             ratio_c = f"{c / floor_cpu:.2f}x" if floor_cpu else "-"
             print(f"| {mode} | {w:.1f} | {c:.1f} | {ratio_w} | {ratio_c} |")
+        if "floor" in modes:
+            # each mode against the floor run of the same round (the load moves between rounds)
+            print("\n| round | mode | wall / floor | CPU / floor |")
+            print("|---|---|---|---|")
+            for i in range(args.repeat):
+                this = {m: r for m, r in rows if r.get("round") == i}
+                base = this.get("floor")
+                for mode, r in this.items():
+                    if base and mode != "floor":
+                        print(
+                            f"| {i} | {mode} | {r['wall'] / base['wall']:.2f}x | "
+                            f"{r['cpu_seconds'] / base['cpu_seconds']:.2f}x |"
+                        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

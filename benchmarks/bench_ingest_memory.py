@@ -57,20 +57,24 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("| batch | members | GB uncompressed | mode | images | wall s | "
-          "peak RSS MB, largest process | peak RSS MB, process tree |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "peak RSS MB, largest process | run process / largest worker | "
+          "peak RSS MB, process tree |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for zip_path, mode, r in rows:
         members, gb = _size(zip_path)
         print(
             f"| {zip_path.name} | {members} | {gb:.2f} | {mode} | {r.get('images')} | "
-            f"{r['wall']:.0f} | {r['max_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |"
+            f"{r['wall']:.0f} | {r['max_rss_mb']:.0f} | "
+            f"{r['self_rss_mb']:.0f} / {r['workers_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |"
         )
     for mode in args.modes.split(","):
         runs = [(z, r) for z, m, r in rows if m == mode]
         small, large = runs[0][1], runs[-1][1]
         print(
             f"\n{mode}: largest / smallest batch: largest process "
-            f"{large['max_rss_mb'] / small['max_rss_mb']:.2f}x, tree "
+            f"{large['max_rss_mb'] / small['max_rss_mb']:.2f}x (run process "
+            f"{large['self_rss_mb'] / small['self_rss_mb']:.2f}x, largest worker "
+            f"{large['workers_rss_mb'] / small['workers_rss_mb']:.2f}x), tree "
             f"{large['tree_rss_mb'] / small['tree_rss_mb']:.2f}x"
         )
 

@@ -135,7 +135,7 @@ def _warn_if_no_dicom(
         return
     from casbusi_assets.storage import warehouse
 
-    cat = warehouse.read_batch(home.warehouse, "dicom_catalog", key)
+    cat = warehouse.read_batch(home.warehouse, "dicom_catalog", key, columns=["status", "kind"])
     usable = cat[(cat["status"] == "ok") & cat["kind"].isin(["image", "video", "no_pixels"])]
     if usable.empty:
         echo(

@@ -28,6 +28,7 @@ from casbusi_assets.pixels.single_pass import ingest_zip
 from casbusi_assets.shared.metadata import counts, markdown_table
 from casbusi_assets.shared.parallel import WorkerPool
 from casbusi_assets.shared.partitions import batch_partitions
+from casbusi_assets.storage import warehouse
 from casbusi_assets.storage.file_staging import staged_batch_dir
 from casbusi_assets.storage.resources import CasbusiHome
 
@@ -97,18 +98,23 @@ def ingest_batch(
     # Output names are the asset names; with can_subset only the selected ones are made.
     selected = {key.path[-1] for key in context.selected_asset_keys}
     policy, every_n = video_frame_policy.policy, video_frame_policy.every_n
+    catalog: warehouse.BatchWriter | None = None
     try:
         zip_path = find_zip(home, batch_id)
         context.log.info(f"ingesting {zip_path} ({', '.join(sorted(selected))})")
         with ExitStack() as stack:
             images = videos = None
+            if "dicom_catalog" in selected:
+                # Rows go to the batch file as they come (the IO manager puts it in place when
+                # the output is stored), so the step never holds every member's header.
+                catalog = warehouse.BatchWriter(home.warehouse, "dicom_catalog", batch_id)
             if "image_table" in selected:
                 images = stack.enter_context(staged_batch_dir(home.files, "image_table", batch_id))
             if "video_table" in selected:
                 videos = stack.enter_context(staged_batch_dir(home.files, "video_table", batch_id))
             # One pool for the whole step. Entered last, so it is shut down first (also on
             # failure): no worker is still writing when the staging folders are committed.
-            # `casbusi run-batch` starts these workers before Dagster (WARM_MODULE imported).
+            # `casbusi run-batch` starts these workers before it imports Dagster (cli.py).
             pool = stack.enter_context(WorkerPool.take(POOL_PURPOSE, ingest_settings.workers))
             result = ingest_zip(
                 zip_path,
@@ -121,13 +127,20 @@ def ingest_batch(
                 pool=pool,
                 report=context.log.info,
                 case_csv_name=case_csv_source.member_name,
+                catalog_writer=catalog,
             )
     except (BatchSourceError, BatchArchiveError) as exc:
         # Nothing has been written: the run fails with the reason, no partial outputs.
+        if catalog is not None:
+            catalog.abort()
         raise dg.Failure(description=f"batch '{batch_id}': {exc}") from exc
-    if "dicom_catalog" in selected:
+    except BaseException:
+        if catalog is not None:
+            catalog.abort()  # the batch's file stays as it was; no temp file is left
+        raise
+    if catalog is not None:
         yield dg.Output(
-            result.catalog,
+            catalog,  # the written batch file; result.catalog is its rows without the headers
             output_name="dicom_catalog",
             metadata=_catalog_metadata(context, batch_id, zip_path, result.catalog),
         )

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -45,7 +45,11 @@ from casbusi_assets.pixels.member import (
 from casbusi_assets.shared.parallel import Progress, WorkerPool
 from casbusi_assets.storage.file_staging import StagedBatchDir
 
+if TYPE_CHECKING:  # not imported here: the warehouse module brings DuckDB
+    from casbusi_assets.storage.warehouse import BatchWriter
+
 _INDEX = "_member_index"
+CHUNK_ROWS = 512  # catalog rows handed to the writer at a time
 PROGRESS_SECONDS = 5.0  # the least time between two progress lines (the last one always comes)
 
 
@@ -86,13 +90,16 @@ def ingest_zip(
     pool: WorkerPool | None = None,
     report: Callable[[str], None] | None = None,
     case_csv_name: str = "total_cases_anon.csv",
+    catalog_writer: BatchWriter | None = None,
 ) -> PassResult:
     """Catalogue every member of a batch zip and export its stills / clips in the same pass.
 
     `images` / `videos`: staging folders to write PNGs into (None skips that export and its
     table). Raises BatchArchiveError only when the archive as a whole is unusable; nothing is
     written to the staging folders then. `pool` is the step's workers (a one-worker pool runs
-    in this process); `report` gets `ingest: done/total (pct%)` lines.
+    in this process); `report` gets `ingest: done/total (pct%)` lines. With `catalog_writer`
+    the catalog rows are written to it as they come (committed by the caller) and the returned
+    catalog has no `header` column; without one the catalog comes back whole.
     """
     zip_path = os.fspath(zip_path)
     if videos is not None:
@@ -104,18 +111,17 @@ def ingest_zip(
         every_n=every_n,
     )
     with open_batch_zip(zip_path, limits) as zf:
-        members = list_members(zf, limits)
-        rows: list[dict[str, Any]] = []
+        # In the catalog's order (member path, then position in the zip), so rows can be
+        # written out as they come and the file is in the order it always had.
+        members = sorted(list_members(zf, limits), key=lambda m: (m.path, m.info_index))
+        known: dict[int, dict[str, Any]] = {}  # rows made without a worker, by info_index
         todo: list[ZipMember] = []
         for m in members:
             if m.problem_code:
-                row = cat.quarantine_row(
-                    m.path, m.problem_code, m.problem or m.problem_code, m.size
-                )
-                rows.append({**row, _INDEX: m.info_index})
+                problem = m.problem or m.problem_code
+                known[m.info_index] = cat.quarantine_row(m.path, m.problem_code, problem, m.size)
             elif cat.is_case_csv(m.path, case_csv_name):
-                row = cat.case_csv_row(m.path, read_member(zf, m, limits))
-                rows.append({**row, _INDEX: m.info_index})
+                known[m.info_index] = cat.case_csv_row(m.path, read_member(zf, m, limits))
             else:
                 todo.append(m)
     # Every 10%, at most one line per 5 s: each line is a Dagster event, stored in the run's
@@ -127,32 +133,71 @@ def ingest_zip(
         else None
     )
     if progress:
-        progress.advance(len(rows))
+        progress.advance(len(known))
     exports: dict[str, dict[int, dict[str, Any]]] = {"image": {}, "video": {}}
+    sink = _CatalogSink(batch_id, catalog_writer)
     own_pool = pool is None
     pool = pool or WorkerPool(1)
     try:
-        for m, (row, record) in zip(
-            todo, _results(zip_path, todo, limits, plan, pool), strict=True
-        ):
-            rows.append({**row, _INDEX: m.info_index})
-            if record is not None:
-                exports[row["kind"]][m.info_index] = record
-            if progress:
-                progress.advance()
+        results = _results(zip_path, todo, limits, plan, pool)
+        for m in members:
+            row = known.pop(m.info_index, None)
+            if row is None:
+                row, record = next(results)
+                if record is not None:
+                    exports[row["kind"]][m.info_index] = record
+                if progress:
+                    progress.advance()
+            sink.add({**row, _INDEX: m.info_index})
+        if next(results, None) is not None:
+            raise AssertionError("more member results than members")
     finally:
         if own_pool:
             pool.close()
-
-    catalog = pd.DataFrame(rows, columns=[*cat.CATALOG_COLUMNS, _INDEX])
-    del rows  # the frame holds the values; the row dicts were a third of the catalog's memory
-    catalog.insert(0, "batch_id", batch_id)
-    for col in cat.INT_COLUMNS:
-        catalog[col] = catalog[col].astype("Int64")
-    catalog = catalog.sort_values(["member_path", _INDEX], kind="stable").reset_index(drop=True)
+    catalog = sink.finish()
     image_df = _finish(catalog, exports["image"], "image", images) if images else None
     video_df = _finish(catalog, exports["video"], "video", videos) if videos else None
     return PassResult(catalog.drop(columns=[_INDEX]), image_df, video_df)
+
+
+def _catalog_frame(rows: list[dict[str, Any]], batch_id: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=[*cat.CATALOG_COLUMNS, _INDEX])
+    frame.insert(0, "batch_id", batch_id)
+    for col in cat.INT_COLUMNS:
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+class _CatalogSink:
+    """Catalog rows, in order. With a writer, every CHUNK_ROWS rows go to the batch file and
+    only the rows without their DICOM-JSON header stay here (what the step's metadata and the
+    image / video tables need), so the step process does not grow with the batch's headers."""
+
+    def __init__(self, batch_id: str, writer: BatchWriter | None) -> None:
+        self.batch_id, self.writer = batch_id, writer
+        self.kept: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            self.kept.append(row)
+            return
+        self.pending.append(row)
+        self.kept.append({k: v for k, v in row.items() if k != "header"})
+        if len(self.pending) >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.writer is not None and self.pending:
+            frame = _catalog_frame(self.pending, self.batch_id).drop(columns=[_INDEX])
+            self.writer.write(frame)
+            self.pending = []
+
+    def finish(self) -> pd.DataFrame:
+        self._flush()
+        frame = _catalog_frame(self.kept, self.batch_id)
+        self.kept = []
+        return frame.drop(columns=["header"]) if self.writer is not None else frame
 
 
 def _finish(

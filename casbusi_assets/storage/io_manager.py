@@ -24,7 +24,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def _paths(self):
         return layout(self.home or None, self.data_url or None).create()
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: pd.DataFrame | warehouse.BatchWriter
+    ) -> None:
         home = self._paths()
         table = context.asset_key.path[-1]
         if not context.has_partition_key:
@@ -32,10 +34,21 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 f"{table}: the warehouse IO manager stores batch-partitioned tables only"
             )
         batch_id = context.partition_key
-        if "batch_id" in obj.columns and len(obj) and (obj["batch_id"] != batch_id).any():
-            raise ValueError(f"{table}: rows carry a batch_id other than '{batch_id}'")
-        obj = obj.assign(batch_id=batch_id)
-        path = warehouse.write_batch(home.warehouse, table, batch_id, obj)
+        if isinstance(obj, warehouse.BatchWriter):
+            # A table the asset streamed into its batch file as it went (the ingest's catalog):
+            # put that file in place, as write_batch would have written it.
+            if (obj.table, obj.batch_id) != (table, batch_id):
+                raise ValueError(
+                    f"{table}: got the batch file of {obj.table} for batch '{obj.batch_id}'"
+                )
+            rows = obj.rows
+            path = obj.commit(home.warehouse)
+        else:
+            if "batch_id" in obj.columns and len(obj) and (obj["batch_id"] != batch_id).any():
+                raise ValueError(f"{table}: rows carry a batch_id other than '{batch_id}'")
+            obj = obj.assign(batch_id=batch_id)
+            rows = len(obj)
+            path = warehouse.write_batch(home.warehouse, table, batch_id, obj)
         try:
             warehouse.ensure_views(home.catalog, home.warehouse, [table])
         except Exception as exc:  # the data is safe; a held lock only delays the SQL view
@@ -46,7 +59,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 "path": dg.MetadataValue.path(str(path)),
-                "dagster/row_count": len(obj),
+                "dagster/row_count": rows,
                 "table": table,
             }
         )

@@ -168,3 +168,36 @@ def test_a_broken_archive_fails_before_any_file_is_written(tmp_path: Path) -> No
 def test_a_bad_frame_policy_is_refused_before_any_work(batch_zip: Path, tmp_path: Path) -> None:
     with staged_batch_dir(tmp_path, "video_table", "b1") as sv, pytest.raises(ValueError):
         ingest_zip(batch_zip, "b1", videos=sv, policy="sometimes")
+
+
+def test_a_catalog_streamed_to_its_batch_file_is_the_whole_catalog(
+    batch_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ingest step writes catalog rows to the warehouse in chunks as they come and keeps only
+    # the rows without headers: the file must hold exactly the catalog a whole pass returns,
+    # in the same order, whatever the chunk boundaries (small chunks here: 3 rows per hand-off,
+    # 2 per row group).
+    from casbusi_assets.storage import warehouse
+
+    monkeypatch.setattr(single_pass, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(warehouse, "WRITE_CHUNK_ROWS", 2)
+    whole = _run(batch_zip, tmp_path / "whole", workers=1).catalog
+    wh = tmp_path / "warehouse"
+    writer = warehouse.BatchWriter(wh, "dicom_catalog", "b1")
+    with (
+        WorkerPool(2) as pool,
+        staged_batch_dir(tmp_path / "s", "image_table", "b1") as si,
+        staged_batch_dir(tmp_path / "s", "video_table", "b1") as sv,
+    ):
+        streamed = ingest_zip(
+            batch_zip, "b1", images=si, videos=sv, policy="first_middle", pool=pool,
+            catalog_writer=writer,
+        )  # fmt: skip
+    writer.commit(wh)
+    from_file = warehouse.read_batch(wh, "dicom_catalog", "b1")
+    expected = warehouse.conform(whole, warehouse.TABLE_SCHEMAS["dicom_catalog"], "x").to_pandas()
+    pd.testing.assert_frame_equal(from_file, expected, check_exact=True)
+    assert from_file["header"].notna().sum() >= 5  # the headers are in the file...
+    assert "header" not in streamed.catalog.columns  # ...not in what the step keeps
+    pd.testing.assert_frame_equal(streamed.catalog, whole.drop(columns=["header"]))
+    assert [p.name for p in (wh / "dicom_catalog" / "batch_id=b1").iterdir()] == ["data.parquet"]

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
@@ -179,3 +181,34 @@ def test_s3_view_sql_and_markers_carry_no_credentials(s3_url, tmp_path):
         ).fetchone()
     text = sql[0] + (tmp_path / "catalog.duckdb.views" / "breast_table").read_text()
     assert "s3://" in text and "testing" not in text and "127.0.0.1" not in text
+
+
+def test_a_batch_writer_replaces_the_file_only_on_commit(tmp_path: Path) -> None:
+    wh = warehouse
+    first = pd.DataFrame({"batch_id": ["b"], "member_path": ["a.dcm"], "status": ["ok"]})
+    wh.write_batch(tmp_path, "dicom_catalog", "b", first)
+    writer = wh.BatchWriter(tmp_path, "dicom_catalog", "b")
+    writer.write(pd.DataFrame({"batch_id": ["b", "b"], "member_path": ["x", "y"]}))
+    assert wh.read_batch(tmp_path, "dicom_catalog", "b")["member_path"].tolist() == ["a.dcm"]
+    writer.abort()  # a failed step: the old file stays, no temp file is left
+    folder = tmp_path / "dicom_catalog" / "batch_id=b"
+    assert [p.name for p in folder.iterdir()] == ["data.parquet"]
+    assert wh.read_batch(tmp_path, "dicom_catalog", "b")["member_path"].tolist() == ["a.dcm"]
+
+    writer = wh.BatchWriter(tmp_path, "dicom_catalog", "b")
+    writer.write(pd.DataFrame({"batch_id": ["b"], "member_path": ["x"]}))
+    writer.write(pd.DataFrame({"batch_id": ["b"], "member_path": ["y"]}))
+    other = tmp_path / "other_warehouse"  # committed into another warehouse: copied there
+    assert writer.commit(other) == other / "dicom_catalog" / "batch_id=b" / "data.parquet"
+    assert wh.read_batch(other, "dicom_catalog", "b")["member_path"].tolist() == ["x", "y"]
+    assert writer.rows == 2 and [p.name for p in folder.iterdir()] == ["data.parquet"]
+    with pytest.raises(RuntimeError, match="already committed"):
+        writer.write(first)
+
+
+def test_a_batch_writer_with_no_rows_writes_a_typed_empty_file(tmp_path: Path) -> None:
+    wh = warehouse
+    writer = wh.BatchWriter(tmp_path, "image_table", "b")
+    writer.commit(tmp_path)
+    df = wh.read_batch(tmp_path, "image_table", "b")
+    assert df.empty and list(df.columns) == wh.TABLE_SCHEMAS["image_table"].names
