@@ -246,6 +246,8 @@ def _child(mode: str, zip_path: str, work: str) -> None:
     result = fn(Path(zip_path), Path(work))
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if "casbusi_assets" in sys.modules:  # which checkout ran (PYTHONPATH decides)
+        result["code"] = str(Path(sys.modules["casbusi_assets"].__file__).parents[1])
     result["max_rss_mb"] = max(me.ru_maxrss, kids.ru_maxrss) / 1024
     # which process it is: this one (the Dagster run process for casbusi) or a worker
     result["self_rss_mb"] = me.ru_maxrss / 1024

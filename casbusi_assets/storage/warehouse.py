@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -265,6 +265,31 @@ def read_batch(
             f"{table} has no data for batch '{batch_id}' ({path}); materialise it first"
         )
     return _read_file(path, columns).to_pandas()
+
+
+def iter_batch(
+    warehouse: DataPath,
+    table: str,
+    batch_id: str,
+    columns: list[str] | None = None,
+    rows: int = WRITE_CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """One batch of `table` as DataFrames of at most `rows` rows (at least one, maybe empty),
+    for a reader that needs a column too large to hold for a whole batch (a catalog's headers)."""
+    path = batch_dir(warehouse, table, batch_id) / PARQUET_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{table} has no data for batch '{batch_id}' ({path}); materialise it first"
+        )
+    with path.open("rb") if is_remote(path) else open(path, "rb") as fh:
+        parquet = pq.ParquetFile(fh)
+        produced = False
+        for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+            produced = True
+            yield pa.Table.from_batches([batch]).to_pandas()
+        if not produced:  # no rows: one empty, typed frame
+            empty = parquet.schema_arrow.empty_table()
+            yield (empty.select(columns) if columns else empty).to_pandas()
 
 
 def read_all_batches(warehouse: DataPath, table: str) -> pd.DataFrame:

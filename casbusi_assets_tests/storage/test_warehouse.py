@@ -212,3 +212,18 @@ def test_a_batch_writer_with_no_rows_writes_a_typed_empty_file(tmp_path: Path) -
     writer.commit(tmp_path)
     df = wh.read_batch(tmp_path, "image_table", "b")
     assert df.empty and list(df.columns) == wh.TABLE_SCHEMAS["image_table"].names
+
+
+def test_a_batch_read_in_chunks_is_the_batch(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(warehouse, "WRITE_CHUNK_ROWS", 2)  # row groups of 2
+    df = _breasts("b1", 5)
+    warehouse.write_batch(tmp_path, "breast_table", "b1", df)
+    chunks = list(warehouse.iter_batch(tmp_path, "breast_table", "b1", ["patient_id"], rows=2))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    whole = warehouse.read_batch(tmp_path, "breast_table", "b1", columns=["patient_id"])
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
+    warehouse.write_batch(tmp_path, "breast_table", "b2", df.iloc[:0])
+    (empty,) = warehouse.iter_batch(tmp_path, "breast_table", "b2", ["patient_id"])
+    assert empty.empty and list(empty.columns) == ["patient_id"]
+    with pytest.raises(FileNotFoundError, match="materialise it first"):
+        next(warehouse.iter_batch(tmp_path, "breast_table", "b9"))
