@@ -1,13 +1,13 @@
 """Body-marker orientation model on held-out generated captures whose text states no orientation.
 
-    nice .venv/bin/python benchmarks/bench_orientation.py --seed 7717      # 7717 / 7718, 2 x 250
+    nice .venv/bin/python benchmarks/bench_orientation.py --seed 7917      # 7917 / 7918, 2 x 250
     nice .venv/bin/python benchmarks/bench_orientation.py --seed 7717 --failures \
         --weights old.pt --weights new.pt
     .venv/bin/python benchmarks/bench_orientation.py --seed 7373 --n 200
 
-Seeds 7717 / 7718 are used by neither training (101-110) nor validation (202), and were not
-looked at while training v3 (v1 was measured on 6061 / 6062, v2 on 8181 / 8182, which v3's
-failure analysis then used). Every figure is given strict (the label is the truth) and
+Seeds 7917 / 7918 (`--seed 7917`) are used by neither training (101-120) nor validation (202),
+and were not looked at while training v4 (v1 was measured on 6061 / 6062, v2 on 8181 / 8182,
+v3 on 7717 / 7718, which v3's and v4's failure analyses then used). Every figure is given strict (the label is the truth) and
 plane-correct (the label draws the same pictogram where the probe is drawn:
 orientation.plane_correct), on all oriented images and on unambiguous / ambiguous pictograms
 (orientation.is_ambiguous). Half the captures have their text
@@ -226,22 +226,31 @@ def _report(model, caps, raw, labels: np.ndarray, amb: np.ndarray) -> None:
 def _locator(caps, raw) -> None:
     """Locator centre error relative to the marker size, and P(marker) with / without one."""
     has_marker = np.array([mc.body_marker for _, mc in caps])
-    errs = []
+    errs, oriented = [], []
     for (_, mc), b in zip(caps, raw["box"], strict=True):
         if mc.marker_box is None:
             continue
+        oriented.append(mc.label != "none")
         x0, y0, x1, _ = mc.marker_box
         reach = (x1 - x0 - 1) / 2.0
         size = 2.0 * (reach - 2.0) / 1.35
         cx, cy = x0 + reach + 0.5, y0 + reach + 0.5
         errs.append(np.hypot(b[0] - cx, b[1] - cy) / size)
     errs_a = np.array(errs)
+    ori = np.array(oriented, dtype=bool)
     pm = raw["p_marker"]
     print(
         f"\nlocator (the candidate the classifier picked): centre error / marker size median "
         f"{np.median(errs_a):.3f}, p95 {np.percentile(errs_a, 95):.3f}; within 0.25 size: "
         f"{(errs_a < 0.25).mean():.3f}; P(marker) with a marker median "
         f"{np.median(pm[has_marker]):.3f}, without p95 {np.percentile(pm[~has_marker], 95):.3f}"
+    )
+    # With several candidates the classifier may prefer another peak where the marker's bar
+    # encodes nothing (it calls the marker "none" there), so the rate is also given apart.
+    print(
+        f"  within 0.25 size on the {int(ori.sum())} markers showing an orientation: "
+        f"{(errs_a[ori] < 0.25).mean():.3f}; on the {int((~ori).sum())} whose bar encodes "
+        f"nothing: {(errs_a[~ori] < 0.25).mean():.3f}"
     )
 
 

@@ -4,9 +4,10 @@ The pictogram (a breast outline, or the axilla's torso-and-arm outline, with a b
 probe) can sit anywhere on the screen, so the model works in two learned steps inside one torch
 graph (exported to ONNX as one file):
 
-1. a class-agnostic **locator**: a small fully-convolutional net over the whole screen at 128 x
-   96 that outputs a "marker centre" heat map, with the marker's size and a sub-cell offset at
-   each cell (CenterNet-style); the peak is the marker, its probability says whether there is one;
+1. a class-agnostic **locator**: a small fully-convolutional net over the whole screen (192 x 144
+   since v4; 128 x 96 before) that outputs a "marker centre" heat map, with the marker's size and
+   a sub-cell offset at each cell (CenterNet-style); the peak is the marker, its probability says
+   whether there is one;
 2. a **classifier** on a 48 x 48 crop cut at full resolution around the peak (bilinear sampling
    of a 96 px crop, averaged down, so thin 1 px outlines survive): long, trans, radial,
    anti-radial, oblique, or "none" (no marker there, or a bar that encodes nothing).
@@ -38,16 +39,21 @@ MODEL_CLASSES: tuple[str, ...] = (*ORIENTATION_CLASSES, "none")
 # Below it predict() returns None. Chosen on the validation seed by models/orientation/train.py
 # with choose_min_confidence (the highest coverage whose covered accuracy is at least 95% by its
 # lower one-standard-error bound) and stored with the weights; the tests check the two agree.
-MIN_CONFIDENCE: float = 0.68
+MIN_CONFIDENCE: float = 0.67
 # The locator's peak below this means "no marker on this screen": confidence 0, orientation None.
 MARKER_GATE: float = 0.3
-DEFAULT_MODEL_PATH: Path = shipped_model("orientation", "orientation_v3.pt")
+DEFAULT_MODEL_PATH: Path = shipped_model("orientation", "orientation_v4.pt")
 
 # Every screen is letterboxed into this canvas (4:3, as ultrasound screens are) without
 # distorting it: a distorted picture changes the probe angle.
 CANVAS_W, CANVAS_H = 768, 576
-LOC_POOL = 6  # canvas -> locator input (128 x 96)
-LOC_STRIDE = 4  # locator input -> heat map cell (one cell = 24 canvas px)
+LOC_POOL = 6  # canvas -> locator input (128 x 96; v1-v3)
+LOC_STRIDE = 4  # locator input -> heat map cell (one cell = LOC_POOL x 4 canvas px)
+LOC_CHANNELS: tuple[int, ...] = (8, 16, 24)  # locator widths (v1-v3)
+# v4's locator reads the canvas at 192 x 144 (pool 4: a 1 px outline on tissue keeps a quarter
+# of its brightness instead of a sixth) and is wider; its heat map has 16 px cells (48 x 36).
+V4_LOC_POOL = 4
+V4_LOC_CHANNELS: tuple[int, ...] = (8, 16, 32)
 CROP_SCALE = 1.6  # crop side / marker size: the outline, its tail, and room for error
 CROP_SAMPLE = 96
 CROP_PX = 48
@@ -59,7 +65,13 @@ V3_CROP_SCALES: tuple[float, ...] = (1.6, 1.1)
 V3_CANDIDATES = 3  # heat-map peaks the classifier looks at; the most marker-like is the marker
 
 # Architecture of weights without an "arch" entry in their meta (v1, v2).
-LEGACY_ARCH: dict[str, Any] = {"crop_scales": [CROP_SCALE], "candidates": 1, "mirror_tta": False}
+LEGACY_ARCH: dict[str, Any] = {
+    "crop_scales": [CROP_SCALE],
+    "candidates": 1,
+    "mirror_tta": False,
+    "loc_pool": LOC_POOL,
+    "loc_channels": list(LOC_CHANNELS),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,19 +188,21 @@ def _torch_classes() -> dict[str, Any]:
         )
 
     class Locator(nn.Module):
-        """Screen (1 x 96 x 128) -> 4 x 24 x 32: heat logit, log size, x / y offset in cells."""
+        """Screen (1 x H x W, the canvas averaged down) -> 4 x H/4 x W/4: heat logit, log size,
+        x / y offset in cells. `channels`: widths of the two strided blocks and of the rest."""
 
-        def __init__(self) -> None:
+        def __init__(self, channels: Sequence[int] = LOC_CHANNELS) -> None:
             super().__init__()
+            a, b, c = (int(v) for v in channels)
             # Dilated convolutions give a ~50 px receptive field (the largest marker) cheaply.
             self.body = nn.Sequential(
-                block(1, 8, 2),
-                block(8, 16, 2),
-                block(16, 24),
-                block(24, 24, dilation=2),
-                block(24, 24, dilation=4),
+                block(1, a, 2),
+                block(a, b, 2),
+                block(b, c),
+                block(c, c, dilation=2),
+                block(c, c, dilation=4),
             )
-            self.head = nn.Conv2d(24, 4, 1)
+            self.head = nn.Conv2d(c, 4, 1)
             with torch.no_grad():  # start at P(marker) = 0.1 everywhere (CenterNet's prior)
                 self.head.bias[0] = -2.19
 
@@ -271,17 +285,20 @@ def _torch_classes() -> dict[str, Any]:
             crop_scales: Sequence[float] = (CROP_SCALE,),
             candidates: int = 1,
             mirror_tta: bool = False,
+            loc_pool: int = LOC_POOL,
+            loc_channels: Sequence[int] = LOC_CHANNELS,
         ) -> None:
             super().__init__()
             self.crop_scales = tuple(float(s) for s in crop_scales)
             self.candidates = int(candidates)
             self.mirror_tta = bool(mirror_tta)
-            self.locator = Locator()
+            self.loc_pool = int(loc_pool)
+            self.locator = Locator(loc_channels)
             self.classifier = Classifier(len(self.crop_scales))
 
         def locate(self, canvas: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
             """P(marker) (N, k) and boxes (N, k, 3) of the k strongest heat-map peaks."""
-            small = F.avg_pool2d(canvas, LOC_POOL)
+            small = F.avg_pool2d(canvas, self.loc_pool)
             out = self.locator(small)
             n, _, gh, gw = out.shape
             logit = out[:, 0:1]
@@ -296,7 +313,7 @@ def _torch_classes() -> dict[str, Any]:
             iy = torch.div(idx, gw, rounding_mode="floor")
             ix = (idx - iy * gw).to(canvas.dtype)
             iy = iy.to(canvas.dtype)
-            cell = float(LOC_POOL * LOC_STRIDE)
+            cell = float(self.loc_pool * LOC_STRIDE)
             cx = (ix + 0.5 + at[:, 1]) * cell
             cy = (iy + 0.5 + at[:, 2]) * cell
             size = torch.exp(at[:, 0].clamp(-2.0, 6.0)) * cell
@@ -334,13 +351,15 @@ def _torch_classes() -> dict[str, Any]:
 
 
 def build_net(arch: dict[str, Any] | None = None) -> Any:
-    """A freshly initialised OrientationNet of `arch` (crop_scales, candidates, mirror_tta;
-    default: the v1 / v2 architecture)."""
+    """A freshly initialised OrientationNet of `arch` (crop_scales, candidates, mirror_tta,
+    loc_pool, loc_channels; missing keys: the v1 / v2 architecture)."""
     a = {**LEGACY_ARCH, **(arch or {})}
     return _torch_classes()["OrientationNet"](
         crop_scales=tuple(a["crop_scales"]),
         candidates=int(a["candidates"]),
         mirror_tta=bool(a["mirror_tta"]),
+        loc_pool=int(a["loc_pool"]),
+        loc_channels=tuple(a["loc_channels"]),
     )
 
 

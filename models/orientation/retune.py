@@ -1,7 +1,7 @@
 """Re-choose how trained orientation weights are read, and their threshold, without training.
 
-    nice .venv/bin/python models/orientation/retune.py models/orientation/orientation_v2.pt \
-        --mirror-tta --out /tmp/orientation_v2tta.pt [--cache /tmp/orient_cache]
+    nice .venv/bin/python models/orientation/retune.py models/orientation/orientation_v4.pt \
+        --mirror-tta --candidates 1 --out /tmp/orientation_v4c1.pt [--cache /tmp/o4/cache]
 
 The tensors are copied unchanged; the architecture entry of the meta (mirror averaging, number
 of heat-map candidates) is set as asked and the threshold is chosen again on the validation

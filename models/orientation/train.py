@@ -1,13 +1,14 @@
 """Train the body-marker orientation model on generated captures and write the shipped weights.
 
-    nice .venv/bin/python models/orientation/train.py \
-        --locator-from models/orientation/orientation_v2.pt   # writes orientation_v3.pt
+    nice -n 10 .venv/bin/python models/orientation/train.py \
+        --warm-from models/orientation/orientation_v3.pt --cls-epochs 14 \
+        --out models/orientation/orientation_v4.pt --cache /tmp/o4/cache --checkpoint /tmp/o4/ckpt
     .venv/bin/python models/orientation/train.py --out /tmp/o.pt --cache /tmp/orient_cache
 
 Data: captures rendered straight from the synthetic generator's plans
 (casbusi_assets.synthetic.marker_captures), both screen styles, about a sixth without a marker,
 text kept / stripped of its orientation words / blanked, plus markers of every look painted at
-random places on each training screen. Training seeds 101-110, validation seed 202 (the
+random places on each training screen. Training seeds 101-120, validation seed 202 (the
 benchmarks use seeds neither touches). Every random choice is seeded and each training process
 runs on one torch thread, so a rerun reproduces the weights. See MODEL_CARD.md.
 """
@@ -15,6 +16,7 @@ runs on one torch thread, so a rerun reproduces the weights. See MODEL_CARD.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -32,16 +34,23 @@ if str(ROOT) not in sys.path:
 
 from casbusi_assets.cleaning import orientation as om  # noqa: E402
 
-TRAIN_SEEDS = tuple(range(101, 111))
+TRAIN_SEEDS = tuple(range(101, 121))  # v4: 2,000 screens (v2 / v3: 101-110)
 PER_TRAIN_SEED = 100
 VAL_SEED = 202
 VAL_N = 300
 EXTRA_MARKERS = 6  # markers painted at random places on each training screen
+# v4: this share of the painted markers is a "hard" one: oblique, radial or anti-radial with the
+# probe at a whole clock hour other than 3 / 6 / 9 / 12, where an oblique bar and a radial /
+# anti-radial one differ by only 15 degrees (v3's commonest confusion). Every such picture is
+# unambiguous (no other label draws it), so the classifier's prior on the same-picture pairs is
+# left as the generator's.
+HARD_SHARE = 1.0 / 6.0
+HARD_HOURS = (1, 2, 4, 5, 7, 8, 10, 11)
 JITTERS_REAL = 3  # jittered crops per real marker
 JITTERS_EXTRA = 1
 JITTERS_VAL = 4  # validation crops per marker (epoch selection: 4x less noisy than one)
 NEGATIVES = 1  # marker-free crops per screen
-LOC_EPOCHS = 24
+LOC_EPOCHS = 30  # v2: 24 (flat from 16 at its size)
 CLS_EPOCHS = 20
 # Warm start (--warm-from): the classifier starts from earlier weights (v3: v2's, with the new
 # tight-crop channel's first-layer weights at zero, so it starts as v2 reads) and fine-tunes for
@@ -51,7 +60,13 @@ WARM_MAX_LR = 1.5e-3
 # v3: the classifier reads the marker at two scales (orientation.V3_CROP_SCALES) and averages
 # its mirror images; how many heat-map candidates it looks at (1 or V3_CANDIDATES) is chosen on
 # validation (best-guess accuracy; ties go to 1, the cheaper).
-ARCH = {"crop_scales": list(om.V3_CROP_SCALES), "candidates": 1, "mirror_tta": True}
+ARCH = {
+    "crop_scales": list(om.V3_CROP_SCALES),
+    "candidates": 1,
+    "mirror_tta": True,
+    "loc_pool": om.V4_LOC_POOL,
+    "loc_channels": list(om.V4_LOC_CHANNELS),
+}
 # The threshold rule (MODEL_CARD.md): the highest validation coverage whose covered accuracy is
 # at least TARGET_ACCURACY by its lower one-standard-error bound (validation sampling error is
 # ~1 point at this size, so the plain estimate alone would land below 95% on new data half the
@@ -109,7 +124,14 @@ def _paint_extras(mc, rng, k: int, avoid: tuple[float, float, float] | None):
     out = []
     for _ in range(k):
         area = "axilla" if rng.random() < 0.15 else "breast"
+        hard = rng.random() < HARD_SHARE
+        if hard:
+            area = "breast"
         ann = sample_annotation(rng, str(rng.choice(["left", "right"])), area)
+        if hard:  # oblique half the time, so radial + anti-radial do not outnumber it
+            orient = str(rng.choice(["oblique", "oblique", "radial", "anti-radial"]))
+            hour = float(rng.choice(HARD_HOURS))
+            ann = dataclasses.replace(ann, orientation=orient, marker_hour=hour)
         angle = probe_angle(ann.orientation, ann.marker_hour, rng)
         classic = rng.random() < 0.4
         size = int(np.clip(0.09 * h, 44, 90)) if classic else int(rng.uniform(36, 120))
@@ -137,8 +159,9 @@ def _paint_extras(mc, rng, k: int, avoid: tuple[float, float, float] | None):
 
 
 def _small(canvas: np.ndarray) -> np.ndarray:
-    """The locator's input: the canvas averaged down by LOC_POOL (float16 to keep memory low)."""
-    q = om.LOC_POOL
+    """The locator's input: the canvas averaged down by the locator's pool (float16 to keep
+    memory low)."""
+    q = ARCH["loc_pool"]
     small = canvas.reshape(om.CANVAS_H // q, q, om.CANVAS_W // q, q).mean(axis=(1, 3))
     return small.astype(np.float16)
 
@@ -227,7 +250,7 @@ def _loc_targets(target: np.ndarray):
     """Heat map (N, 24, 32) with a peak per marker, and per marker: screen row, cell index,
     size / offset targets. `target`: (N, MAX_MARKERS, 3) centre x, y and size in canvas px
     (-1 padding)."""
-    cell = om.LOC_POOL * om.LOC_STRIDE
+    cell = ARCH["loc_pool"] * om.LOC_STRIDE
     gh, gw = om.CANVAS_H // cell, om.CANVAS_W // cell
     n = len(target)
     heat = np.zeros((n, gh, gw), np.float32)
@@ -254,8 +277,8 @@ def _loc_targets(target: np.ndarray):
 
 def _augment_screens(x: np.ndarray, tgt: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
     """Locator augmentation: mirror (either axis), shift (zero fill, markers kept inside),
-    brightness and gamma. x: (N, 96, 128) in [0, 1]; tgt: (N, MAX_MARKERS, 3) in canvas px."""
-    q = om.LOC_POOL
+    brightness and gamma. x: (N, H, W) in [0, 1]; tgt: (N, MAX_MARKERS, 3) in canvas px."""
+    q = ARCH["loc_pool"]
     x, tgt = x.copy(), tgt.copy()
     hh, ww = x.shape[1:]
     for i in range(len(x)):
@@ -266,7 +289,8 @@ def _augment_screens(x: np.ndarray, tgt: np.ndarray, rng) -> tuple[np.ndarray, n
         if rng.random() < 0.2:
             x[i] = x[i, ::-1, :]
             tgt[i, valid, 1] = om.CANVAS_H - tgt[i, valid, 1]
-        dx, dy = int(rng.integers(-24, 25)), int(rng.integers(-18, 19))
+        mx, my = 144 // q, 108 // q  # up to +-144 / +-108 canvas px
+        dx, dy = int(rng.integers(-mx, mx + 1)), int(rng.integers(-my, my + 1))
         if valid.any():
             t = tgt[i, valid]
             half = t[:, 2] / 2 / q
@@ -313,7 +337,7 @@ def locator_hits(net, small: np.ndarray, target: np.ndarray) -> float:
             n, _, gh, gw = out.shape
             idx = out[:, 0].reshape(n, -1).argmax(1)
             at = out[:, 1:].reshape(n, 3, -1)[torch.arange(n), :, idx]
-            cell = float(om.LOC_POOL * om.LOC_STRIDE)
+            cell = float(net.loc_pool * om.LOC_STRIDE)
             cx = ((idx % gw).float() + 0.5 + at[:, 1]) * cell
             cy = (torch.div(idx, gw, rounding_mode="floor").float() + 0.5 + at[:, 2]) * cell
             t = target[b : b + 64][sel][:, 0]
@@ -332,8 +356,53 @@ def _focal(logit, target, torch):
     return (pos_loss.sum() + neg_loss.sum()) / npos
 
 
-def train_locator(net, small: np.ndarray, target: np.ndarray, val: dict, log) -> dict:
-    """Train the locator; keep the epoch with the best validation hit rate."""
+def _resume(ckpt: Path | None, module, opt, sched, rng) -> dict:
+    """The training state saved by _save_state (module, optimiser, schedule, numpy stream,
+    epochs done, best so far), loaded into the objects given; a fresh state without one."""
+    import torch
+
+    state = {"epoch": 0, "best": -1.0, "best_state": None, "curves": {}}
+    if ckpt is None or not ckpt.is_file():
+        return state
+    blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+    module.load_state_dict(blob["module"])
+    opt.load_state_dict(blob["opt"])
+    sched.load_state_dict(blob["sched"])
+    rng.bit_generator.state = blob["rng"]
+    state.update({k: blob[k] for k in ("epoch", "best", "best_state", "curves")})
+    return state
+
+
+def _save_state(ckpt: Path | None, module, opt, sched, rng, state: dict) -> None:
+    """Write the training state after an epoch (atomically: a stopped run keeps the last one)."""
+    import torch
+
+    if ckpt is None:
+        return
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_suffix(".tmp")
+    blob = {
+        "module": module.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "rng": rng.bit_generator.state,
+        **state,
+    }
+    torch.save(blob, tmp)
+    os.replace(tmp, ckpt)
+
+
+def train_locator(
+    net,
+    small: np.ndarray,
+    target: np.ndarray,
+    val: dict,
+    log,
+    epochs: int = LOC_EPOCHS,
+    ckpt: Path | None = None,
+) -> dict:
+    """Train the locator; keep the epoch with the best validation hit rate. With `ckpt`, the
+    state is saved after every epoch and a rerun resumes from it."""
     import copy
 
     import torch
@@ -342,11 +411,15 @@ def train_locator(net, small: np.ndarray, target: np.ndarray, val: dict, log) ->
     opt = torch.optim.Adam(loc.parameters(), lr=2e-3, weight_decay=1e-5)
     n = len(small)
     bs = 32
-    steps = LOC_EPOCHS * math.ceil(n / bs)
+    steps = epochs * math.ceil(n / bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     rng = np.random.default_rng(7)
-    best, best_state, curve = -1.0, None, []
-    for ep in range(LOC_EPOCHS):
+    st = _resume(ckpt, loc, opt, sched, rng)
+    best, best_state = st["best"], st["best_state"]
+    curve = st["curves"].get("val", [])
+    if st["epoch"]:
+        log(f"locator resumed after epoch {st['epoch']} (best val hits {best:.3f})")
+    for ep in range(st["epoch"], epochs):
         loc.train()
         order = rng.permutation(n)
         total = 0.0
@@ -372,9 +445,17 @@ def train_locator(net, small: np.ndarray, target: np.ndarray, val: dict, log) ->
         curve.append(round(hit, 4))
         if hit > best:
             best, best_state = hit, copy.deepcopy(loc.state_dict())
-        log(f"locator epoch {ep + 1}/{LOC_EPOCHS} loss {total / n:.4f} val hits {hit:.3f}")
+        log(f"locator epoch {ep + 1}/{epochs} loss {total / n:.4f} val hits {hit:.3f}")
+        st = {"epoch": ep + 1, "best": best, "best_state": best_state, "curves": {"val": curve}}
+        _save_state(ckpt, loc, opt, sched, rng, st)
     loc.load_state_dict(best_state)
-    return {"locator_val_hits": curve, "locator_best_val_hits": round(best, 4)}
+    return {
+        "locator_val_hits": curve,
+        "locator_best_val_hits": round(best, 4),
+        "locator_best_epoch": int(np.argmax(curve)) + 1,
+        "locator_epochs": epochs,
+        "locator_screens": len(small),
+    }
 
 
 def hard_negatives(canvases: np.ndarray, per_screen: int = 4) -> np.ndarray:
@@ -407,22 +488,34 @@ def _train_part(job: tuple) -> tuple[str, dict, dict]:
     """Train one half of the net in its own process (the two halves are independent)."""
     import torch
 
-    part, arrays, val, threads, *warm = job
+    part, arrays, val, threads, warm_from, opts = job
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     net = om.build_net(ARCH)
-    if warm and warm[0] is not None:
-        warm_start_classifier(net, warm[0])
+    if warm_from is not None:
+        warm_start_classifier(net, warm_from)
+    ckpt = None if opts.get("checkpoint") is None else opts["checkpoint"] / f"{part}.ckpt"
     if part == "locator":
-        info = train_locator(net, arrays["small"], arrays["target"], val, _say)
+        info = train_locator(
+            net, arrays["small"], arrays["target"], val, _say, opts["loc_epochs"], ckpt
+        )
         return part, net.locator.state_dict(), info
     hard = hard_negatives(arrays["empty"])
     print(f"{len(hard)} hard negatives from {len(arrays['empty'])} marker-free screens", flush=True)
     crops = np.concatenate([arrays["crops"], hard])
     none = om.MODEL_CLASSES.index("none")
     labels = np.concatenate([arrays["crop_label"], np.full(len(hard), none)])
-    warm_run = bool(warm and warm[0] is not None)
-    info = train_classifier(net, crops, labels, val, _say, warm=warm_run)
+    info = train_classifier(
+        net,
+        crops,
+        labels,
+        val,
+        _say,
+        warm=warm_from is not None,
+        epochs=opts["cls_epochs"],
+        ckpt=ckpt,
+        max_lr=opts.get("max_lr"),
+    )
     return part, net.classifier.state_dict(), info
 
 
@@ -483,28 +576,42 @@ def warm_start_classifier(net, path: Path) -> None:
 
 
 def train_classifier(
-    net, crops: np.ndarray, labels: np.ndarray, val: dict, log, warm: bool = False
+    net,
+    crops: np.ndarray,
+    labels: np.ndarray,
+    val: dict,
+    log,
+    warm: bool = False,
+    epochs: int | None = None,
+    ckpt: Path | None = None,
+    max_lr: float | None = None,
 ) -> dict:
-    """Train the classifier; keep the epoch with the best validation crop accuracy."""
+    """Train the classifier; keep the epoch with the best validation crop accuracy. With
+    `ckpt`, the state is saved after every epoch and a rerun resumes from it."""
     import copy
 
     import torch
 
     cls = net.classifier
-    epochs = WARM_EPOCHS if warm else CLS_EPOCHS
+    if epochs is None:
+        epochs = WARM_EPOCHS if warm else CLS_EPOCHS
     opt = torch.optim.Adam(cls.parameters(), lr=2e-3, weight_decay=1e-5)
     n = len(crops)
     bs = 128
     steps = epochs * math.ceil(n / bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=WARM_MAX_LR if warm else 3e-3, total_steps=steps
+        opt, max_lr=max_lr or (WARM_MAX_LR if warm else 3e-3), total_steps=steps
     )
     rng = np.random.default_rng(11)
-    best, best_state, curve, train_curve = -1.0, None, [], []
-    if warm:
+    st = _resume(ckpt, cls, opt, sched, rng)
+    best, best_state = st["best"], st["best_state"]
+    curve, train_curve = st["curves"].get("val", []), st["curves"].get("train", [])
+    if st["epoch"]:
+        log(f"classifier resumed after epoch {st['epoch']} (best val crops {best:.3f})")
+    elif warm:
         cls.eval()
         log(f"warm start: val crops {crop_accuracy(net, val['crops'], val['crop_label']):.3f}")
-    for ep in range(epochs):
+    for ep in range(st["epoch"], epochs):
         cls.train()
         order = rng.permutation(n)
         total, correct = 0.0, 0
@@ -530,6 +637,9 @@ def train_classifier(
             f"classifier epoch {ep + 1}/{epochs} loss {total / n:.4f} "
             f"acc {correct / n:.3f} val crops {acc:.3f}"
         )
+        curves = {"val": curve, "train": train_curve}
+        st = {"epoch": ep + 1, "best": best, "best_state": best_state, "curves": curves}
+        _save_state(ckpt, cls, opt, sched, rng, st)
     cls.load_state_dict(best_state)
     return {
         "classifier_val_crop_accuracy": curve,
@@ -538,6 +648,7 @@ def train_classifier(
         "classifier_best_epoch": int(np.argmax(curve)) + 1,
         "classifier_epochs": epochs,
         "classifier_warm_start": warm,
+        "classifier_max_lr": max_lr or (WARM_MAX_LR if warm else 3e-3),
     }
 
 
@@ -556,25 +667,30 @@ def evaluate(net, canvases: np.ndarray, labels: np.ndarray) -> dict[str, np.ndar
 
 
 def _cache_file(cache: Path, job: tuple[int, int, bool]) -> Path:
-    q = om.LOC_POOL
+    q = ARCH["loc_pool"]
     scales = "-".join(f"{s:g}" for s in ARCH["crop_scales"])
-    return (
-        cache / f"v3_shard_{job[0]}_{job[1]}_{int(job[2])}_pool{q}_crop{om.CROP_PX}_s{scales}.npz"
+    hard = f"_hard{HARD_SHARE:.3f}" if job[2] else ""
+    return cache / (
+        f"v4_shard_{job[0]}_{job[1]}_{int(job[2])}_pool{q}_crop{om.CROP_PX}_s{scales}{hard}.npz"
     )
 
 
-def _load_cache(cache: Path | None, jobs) -> list[dict[str, np.ndarray]] | None:
-    if cache is None or not all(_cache_file(cache, j).is_file() for j in jobs):
-        return None
-    return [dict(np.load(_cache_file(cache, j))) for j in jobs]
-
-
-def _save_cache(cache: Path | None, jobs, shards) -> None:
-    if cache is None:
-        return
-    cache.mkdir(parents=True, exist_ok=True)
-    for j, sh in zip(jobs, shards, strict=True):
-        np.savez(_cache_file(cache, j), **sh)
+def load_shards(cache: Path | None, jobs, workers: int) -> list[dict[str, np.ndarray]]:
+    """Every job's shard: from the cache where it is there, else rendered (in `workers`
+    processes) and, with a cache, written there one by one (an interrupted run keeps what it
+    rendered)."""
+    have = {j: _cache_file(cache, j) for j in jobs if cache and _cache_file(cache, j).is_file()}
+    todo = [j for j in jobs if j not in have]
+    fresh: dict = {}
+    if todo:
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+        with Pool(workers) as pool:
+            for j, sh in zip(todo, pool.imap(make_shard, todo, chunksize=1), strict=True):
+                if cache is not None:
+                    np.savez(_cache_file(cache, j), **sh)
+                fresh[j] = sh
+    return [fresh[j] if j in fresh else dict(np.load(have[j])) for j in jobs]
 
 
 def _git_head() -> str:
@@ -622,6 +738,21 @@ def main(argv: list[str] | None = None) -> int:
         help="start the classifier from these weights' classifier (v3: v2's) and fine-tune",
     )
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--render-only", action="store_true", help="render (and cache) the data, stop")
+    ap.add_argument("--loc-epochs", type=int, default=LOC_EPOCHS)
+    ap.add_argument(
+        "--max-lr",
+        type=float,
+        default=None,
+        help="classifier one-cycle peak (default 3e-3, warm 1.5e-3)",
+    )
+    ap.add_argument("--cls-epochs", type=int, default=None, help="default: 20, warm start 7")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="directory for a per-epoch checkpoint of each half; a rerun resumes from it",
+    )
     ap.add_argument(
         "--cache", type=Path, default=None, help="keep the rendered data here (reruns skip it)"
     )
@@ -636,12 +767,17 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.1f}s] {msg}", flush=True)
 
+    if args.locator_from is not None:  # the reused locator keeps its own input pool and widths
+        from_arch = json.loads(
+            torch.load(args.locator_from, map_location="cpu", weights_only=True)["meta"]
+        ).get("arch", {})
+        for key in ("loc_pool", "loc_channels"):
+            ARCH[key] = {**om.LEGACY_ARCH, **from_arch}[key]
     jobs = [(s, PER_TRAIN_SEED, True) for s in TRAIN_SEEDS] + [(VAL_SEED, VAL_N, False)]
-    shards = _load_cache(args.cache, jobs)
-    if shards is None:
-        with Pool(args.workers) as pool:
-            shards = pool.map(make_shard, jobs, chunksize=1)
-        _save_cache(args.cache, jobs, shards)
+    shards = load_shards(args.cache, jobs, args.workers)
+    if args.render_only:
+        log(f"rendered {len(jobs)} shards")
+        return 0
     train, val = shards[:-1], shards[-1]
     small = np.concatenate([s["small"] for s in train])
     target = np.concatenate([s["target"] for s in train])
@@ -656,6 +792,12 @@ def main(argv: list[str] | None = None) -> int:
     empty = np.concatenate([s["empty"] for s in train])
     val_parts = {k: val[k] for k in ("small", "target", "crops", "crop_label")}
     cls_part = ("classifier", {"crops": crops, "crop_label": crop_label, "empty": empty}, val_parts)
+    opts = {
+        "loc_epochs": args.loc_epochs,
+        "cls_epochs": args.cls_epochs,
+        "checkpoint": args.checkpoint,
+        "max_lr": args.max_lr,
+    }
     if args.locator_from is not None:
         # The locator is reused as is (v3 keeps v2's: 96% hits, flat from epoch 16); the
         # classifier trains alone on both cores.
@@ -667,12 +809,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         loc_info = {k: v for k, v in json.loads(blob["meta"]).items() if k.startswith("locator_")}
         loc_info["locator_from"] = args.locator_from.name
-        _, cls_state, cls_info = _train_part((*cls_part, 2, args.warm_from))
+        _, cls_state, cls_info = _train_part((*cls_part, 2, args.warm_from, opts))
         trained = {"locator": (loc_state, loc_info), "classifier": (cls_state, cls_info)}
     else:
         parts = [
-            ("locator", {"small": small, "target": target}, val_parts, 1),
-            (*cls_part, 1, args.warm_from),
+            ("locator", {"small": small, "target": target}, val_parts, 1, None, opts),
+            (*cls_part, 1, args.warm_from, opts),
         ]
         with Pool(2) as pool:  # one process per half: each runs single-threaded on its own core
             trained = {p: (sd, info) for p, sd, info in pool.map(_train_part, parts, chunksize=1)}
@@ -718,10 +860,11 @@ def main(argv: list[str] | None = None) -> int:
         "val_seed": VAL_SEED,
         "val_screens": len(val["label"]),
         "train_screens": len(train) * PER_TRAIN_SEED,
+        "hard_share": HARD_SHARE,
         "locator_screens": len(small),
         "train_crops": len(crops),
         "epochs": {
-            "locator": LOC_EPOCHS if args.locator_from is None else "reused",
+            "locator": args.loc_epochs if args.locator_from is None else "reused",
             "classifier": trained["classifier"][1]["classifier_epochs"],
         },
         "warm_from": None if args.warm_from is None else args.warm_from.name,
