@@ -1,7 +1,7 @@
 """Train the body-marker orientation model on generated captures and write the shipped weights.
 
     nice -n 10 .venv/bin/python models/orientation/train.py \
-        --warm-from models/orientation/orientation_v3.pt --cls-epochs 14 \
+        --warm-from models/orientation/orientation_v3.pt --loc-epochs 24 --cls-epochs 12 \
         --out models/orientation/orientation_v4.pt --cache /tmp/o4/cache --checkpoint /tmp/o4/ckpt
     .venv/bin/python models/orientation/train.py --out /tmp/o.pt --cache /tmp/orient_cache
 
