@@ -249,6 +249,10 @@ def _child(mode: str, zip_path: str, work: str) -> None:
     if "casbusi_assets" in sys.modules:  # which checkout ran (PYTHONPATH decides)
         result["code"] = str(Path(sys.modules["casbusi_assets"].__file__).parents[1])
     result["max_rss_mb"] = max(me.ru_maxrss, kids.ru_maxrss) / 1024
+    # CPU of this process (for casbusi: imports, Dagster, the step's parent side, the checks)
+    # and of its workers
+    result["self_cpu"] = me.ru_utime + me.ru_stime
+    result["workers_cpu"] = kids.ru_utime + kids.ru_stime
     # which process it is: this one (the Dagster run process for casbusi) or a worker
     result["self_rss_mb"] = me.ru_maxrss / 1024
     result["workers_rss_mb"] = kids.ru_maxrss / 1024
