@@ -60,9 +60,20 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(1)
 
 
+# Native thread pools a worker caps at one thread, unless the environment already sets them.
+WORKER_THREAD_VARIABLES = ("OMP_NUM_THREADS",)
+
+
 def _worker_start(parent_pid: int) -> None:
-    """Initializer of every pool worker: watch the parent from a daemon thread, because a
-    worker blocked in a long item or waiting on its queue never notices the parent's death."""
+    """Initializer of every pool worker: one native thread per worker, and watch the parent
+    from a daemon thread, because a worker blocked in a long item or waiting on its queue never
+    notices the parent's death.
+
+    The pool already puts one worker on each core; torch's default of a thread per core in
+    every worker oversubscribed them (cleaned_images on 269 stills, 2 workers: 88 -> 56 CPU-s,
+    45 -> 29 s). Set before the worker imports torch, which reads it once."""
+    for variable in WORKER_THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
     threading.Thread(
         target=_exit_when_orphaned, args=(parent_pid,), name="casbusi-parent-watch", daemon=True
     ).start()

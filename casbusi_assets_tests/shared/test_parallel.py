@@ -25,6 +25,24 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+def _torch_threads(_: int) -> tuple[str | None, int]:
+    import torch
+
+    return os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+
+
+def test_workers_run_torch_on_one_thread_each_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with WorkerPool(2) as pool:
+        assert set(pool.map(_torch_threads, range(2))) == {("1", 1)}
+    assert "OMP_NUM_THREADS" not in os.environ  # the step process keeps every core
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with WorkerPool(2) as pool:
+        assert set(pool.map(_torch_threads, range(2))) == {("2", 2)}
+
+
 def test_default_is_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(os, "process_cpu_count", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
