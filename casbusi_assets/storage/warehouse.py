@@ -187,6 +187,8 @@ class BatchWriter:
             part = df.iloc[start : start + WRITE_CHUNK_ROWS]
             self._writer.write_table(conform(part, self.schema, self.table))
             self._empty = False
+            # the chunk's Arrow copy is written: hand its pages back (the step writes for long)
+            pa.default_memory_pool().release_unused()
         if len(df) == 0:
             conform(df, self.schema, self.table)  # unknown columns fail here too
         self.rows += len(df)
