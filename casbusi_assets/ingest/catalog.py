@@ -36,7 +36,6 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.uid import UID
 from pydicom.valuerep import validate_value
 
@@ -57,6 +56,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _LOG = logging.getLogger("pydicom")  # where pydicom logs a dropped element
+
+try:  # private to pydicom: a release that moves it turns the DICOM-JSON fast path off
+    from pydicom.tag import _LUT_DESCRIPTOR_TAGS
+except ImportError:  # pragma: no cover - depends on the installed pydicom
+    _LUT_DESCRIPTOR_TAGS = None
 
 CATALOG_COLUMNS: list[str] = [name for name in DICOM_CATALOG.names if name != "batch_id"]
 INT_COLUMNS = {f.name for f in DICOM_CATALOG if str(f.type) == "int64"}
@@ -363,7 +367,8 @@ def _fast_path_usable() -> bool:
     """Whether pydicom runs with the settings the fast path reproduces (its defaults)."""
     cfg = pydicom.config
     return not (
-        cfg.data_element_callback
+        _LUT_DESCRIPTOR_TAGS is None
+        or cfg.data_element_callback
         or cfg.datetime_conversion
         or cfg.use_DS_decimal
         or cfg.use_DS_numpy

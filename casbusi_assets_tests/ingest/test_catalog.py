@@ -539,3 +539,15 @@ def _header_test_file() -> bytes:
     ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
     pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     return buf.getvalue().replace(b"9.99", b"abcd")
+
+
+def test_a_pydicom_without_the_private_lut_tags_falls_back_to_pydicoms_own_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from casbusi_assets.ingest import catalog as cat
+
+    data = real("OBXXXX1A.dcm")
+    expected = _headers("OBXXXX1A.dcm", data, False, monkeypatch)
+    monkeypatch.setattr(cat, "_LUT_DESCRIPTOR_TAGS", None)  # as if pydicom moved it
+    assert not cat._fast_path_usable()
+    assert catalog_member("OBXXXX1A.dcm", data)["header"] == expected
