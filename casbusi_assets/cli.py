@@ -21,6 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from casbusi_assets.ingest import POOL_PURPOSE
 from casbusi_assets.storage.home import HOME_ENV_VAR, HomeLayout, ensure_dagster_home, layout
 
 
@@ -56,8 +57,8 @@ def cmd_generate(args: argparse.Namespace, home: HomeLayout) -> int:
     return 0
 
 
-# The ingest step's pool (ingest/assets.py POOL_PURPOSE) and the module its workers run.
-INGEST_POOL, INGEST_WORKER_MODULE = "ingest", "casbusi_assets.pixels.member"
+# The ingest step's pool and the module its workers run.
+INGEST_POOL, INGEST_WORKER_MODULE = POOL_PURPOSE, "casbusi_assets.pixels.member"
 INGEST_ASSETS = {"dicom_catalog", "image_table", "video_table"}
 
 

@@ -66,10 +66,7 @@ def _field_pixels(
 
 def field_distance(a: np.ndarray, b: np.ndarray, field: tuple[int, int, int, int]) -> float:
     """Mean absolute difference of two equally sized grey images inside `field`, in float."""
-    ca, cb = _field_pixels(a, b, field)
-    if ca.size == 0:
-        return float("inf")
-    return float(np.abs(ca - cb).mean())
+    return field_distances(a, b, field)[0]
 
 
 def field_distances(

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 import dagster as dg
 import pandas as pd
 
+from casbusi_assets.ingest import POOL_PURPOSE
 from casbusi_assets.ingest.resources import CaseCsvSource, IngestSettings
 from casbusi_assets.ingest.sources import BatchSourceError, find_zip
 from casbusi_assets.ingest.zip_members import BatchArchiveError
@@ -31,9 +32,6 @@ from casbusi_assets.shared.partitions import batch_partitions
 from casbusi_assets.storage import warehouse
 from casbusi_assets.storage.file_staging import staged_batch_dir
 from casbusi_assets.storage.resources import CasbusiHome
-
-# The ingest step's worker pool, as `shared.parallel.prestart` names it.
-POOL_PURPOSE = "ingest"
 
 inbox_zip = dg.AssetSpec(
     "inbox_zip",
