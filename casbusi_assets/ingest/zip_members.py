@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+try:  # ISA-L's inflate: ~1.5x zlib's on batch members (see _inflate_deflated)
+    from isal import isal_zlib as _fast_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; zipfile alone still works
+    _fast_zlib = None
 
 GiB = 1024**3
 MiB = 1024**2
@@ -206,6 +212,64 @@ def _info_for(zf: zipfile.ZipFile, member: ZipMember) -> zipfile.ZipInfo:
     return zf.getinfo(member.path)
 
 
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_UTF8_NAME_FLAG = 0x800
+_ENCRYPTED_FLAG = 0x1
+
+
+def _inflate_deflated(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:
+    """A deflated member's bytes, inflated by ISA-L; None when this path does not apply.
+
+    Inflating is a fifth of a member's ingest CPU, and ISA-L inflates the same stream ~1.5x
+    faster than zlib (371 members of a generated batch, 849 MB: 2.28 vs 3.5-3.9 CPU-s, CRC
+    included). zipfile itself reads a member's compressed bytes in one call too, so memory is
+    as before. Only the plain case is taken: a deflated, unencrypted entry whose local header
+    names the same file and whose stream inflates to exactly the declared size with the
+    declared CRC (or runs past `cap`, which the caller reports as too large). Anything else
+    returns None and the caller reads through zipfile, which raises its own error for a damaged
+    entry, so a bad member gets the same quarantine reason either way.
+    """
+    if (
+        _fast_zlib is None
+        or info.compress_type != zipfile.ZIP_DEFLATED
+        or info.flag_bits & _ENCRYPTED_FLAG
+        or info.file_size == 0
+    ):
+        return None
+    try:
+        fd = zf.fp.fileno()  # type: ignore[union-attr]
+        # pread leaves the file position alone, so zipfile's own reads are not disturbed.
+        header = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
+        if len(header) != _LOCAL_HEADER.size:
+            return None
+        signature, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+        flags = int.from_bytes(header[6:8], "little")
+        if signature != _LOCAL_SIGNATURE:
+            return None
+        raw_name = os.pread(fd, name_len, info.header_offset + _LOCAL_HEADER.size)
+        encoding = (
+            "utf-8"
+            if flags & _UTF8_NAME_FLAG
+            else (getattr(zf, "metadata_encoding", None) or "cp437")
+        )
+        if raw_name.decode(encoding) != info.orig_filename:
+            return None  # zipfile refuses a local name that differs from the directory's
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        raw = os.pread(fd, info.compress_size, start)
+        if len(raw) != info.compress_size:
+            return None
+        want = min(info.file_size, cap + 1)  # zipfile stops at the declared size too
+        data = _fast_zlib.decompressobj(-15).decompress(raw, want)
+    except Exception:  # noqa: BLE001 - any surprise: zipfile reads it and names the problem
+        return None
+    if len(data) > cap:
+        return data  # the caller stops here: too large
+    if len(data) != info.file_size or _fast_zlib.crc32(data) != info.CRC:
+        return None
+    return data
+
+
 def read_member(
     zf: zipfile.ZipFile, member: ZipMember, limits: ZipLimits = DEFAULT_LIMITS
 ) -> bytes:
@@ -224,8 +288,10 @@ def read_member(
         cap = min(cap, max(int(member.compressed_size * limits.max_ratio), limits.ratio_min_bytes))
     try:
         info = _info_for(zf, member)
-        with zf.open(info) as fh:
-            data = fh.read(cap + 1)
+        data = _inflate_deflated(zf, info, cap)
+        if data is None:
+            with zf.open(info) as fh:
+                data = fh.read(cap + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
         raise MemberReadError(f"cannot read zip entry {member.path!r}: {exc}") from exc
     except (NotImplementedError, RuntimeError) as exc:

@@ -7,8 +7,10 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from casbusi_assets.ingest import zip_members
 from casbusi_assets.ingest.zip_members import (
     ArchiveLimitError,
     CorruptArchiveError,
@@ -30,6 +32,15 @@ def make_zip(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DE
         for name, data in members.items():
             zf.writestr(zipfile.ZipInfo(name), data, compress_type=method)
     return path
+
+
+def read_error(zpath: Path) -> MemberReadError:
+    """What reading the one member of `zpath` raises."""
+    with open_batch_zip(zpath) as zf:
+        (m,) = list_members(zf)
+        with pytest.raises(MemberReadError) as err:
+            read_member(zf, m)
+    return err.value
 
 
 def test_listing_sorted_skips_directories_and_flags_unsafe_paths(tmp_path: Path) -> None:
@@ -114,12 +125,9 @@ def test_crc_error_is_unreadable_member(tmp_path: Path) -> None:
     idx = raw.index(payload[:64])
     raw[idx + 100] ^= 0xFF  # flip one stored byte: the CRC no longer matches
     zpath.write_bytes(bytes(raw))
-    with open_batch_zip(zpath) as zf:
-        (m,) = list_members(zf)
-        with pytest.raises(MemberReadError) as err:
-            read_member(zf, m)
-    assert err.value.code == "unreadable_member"
-    assert "CRC" in str(err.value)
+    err = read_error(zpath)
+    assert err.code == "unreadable_member"
+    assert "CRC" in str(err)
 
 
 def test_random_bytes_and_half_zip_are_corrupt_archives(tmp_path: Path) -> None:
@@ -173,3 +181,45 @@ def test_thread_local_zip_gives_one_handle_per_thread(tmp_path: Path) -> None:
 
         results = list(pool.map(read, members))
     assert all(data == bytes([int(p.split(".")[0])]) * 5000 for p, data, _ in results)
+
+
+def _dicom_like(seed: int, size: int) -> bytes:
+    # speckle-like bytes with black runs: compresses like a capture, not like zeros or noise
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size, dtype=np.uint8)
+    data[rng.random(size) < 0.5] = 0
+    return b"DICM" + data.tobytes()
+
+
+def test_deflated_members_inflate_fast_and_equal_zipfile(tmp_path: Path) -> None:
+    members = {f"p/{k}.dcm": _dicom_like(k, n) for k, n in enumerate([1, 900, 70_000, 3 * MB])}
+    zpath = make_zip(tmp_path / "b.zip", members)
+    with open_batch_zip(zpath) as zf:
+        for m in list_members(zf):
+            info = zf.getinfo(m.path)
+            # the ISA-L path takes every plain deflated member ...
+            assert zip_members._inflate_deflated(zf, info, m.size) is not None
+            # ... and gives zipfile's bytes
+            assert read_member(zf, m) == zf.read(m.path) == members[m.path]
+
+
+@pytest.mark.parametrize("damage", ["stream", "local_name"])
+def test_damaged_deflated_member_gets_zipfile_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    payload = _dicom_like(7, 200_000)
+    zpath = make_zip(tmp_path / "d.zip", {"x.dcm": payload})
+    raw = bytearray(zpath.read_bytes())
+    if damage == "stream":
+        raw[30 + len("x.dcm") + 5_000] ^= 0xFF  # inside the deflate stream
+    else:
+        raw[30] = ord("y")  # the local header now names y.dcm, the directory x.dcm
+    zpath.write_bytes(bytes(raw))
+    err = read_error(zpath)
+    assert err.code == "unreadable_member"
+    # the fast path gave up and zipfile named the problem, as it did before
+    with monkeypatch.context() as patched:
+        patched.setattr(zip_members, "_fast_zlib", None)
+        assert str(err) == str(read_error(zpath))
+    if damage == "local_name":
+        assert "differ" in str(err)
