@@ -7,6 +7,9 @@ times in one invocation so machine load hits every mode alike; medians are repor
   member straight from the zip, `pydicom.dcmread`, SHA-256 of the member, decodes the still (or
   the first and middle frame of a clip), converts colour to grey and writes PNG with OpenCV's
   default settings. No catalog, no checks, no tables.
+- `floor-isal`: the floor with the codecs casbusi uses (zip members inflated by ISA-L, PNGs
+  SUB-filtered and deflated by ISA-L, `shared/png.py`): what is left of the gap once both sides
+  have the same libraries, i.e. what the catalogue, checks and Dagster cost.
 - `naive`: the original CASBUSI tool's way (casbusi-spec.md, section 3): `zipfile.extractall`
   to disk, then a default `ThreadPoolExecutor` over the files: full `dcmread`, every top-level
   tag (first item of sequences) flattened to a dict, SHA-256 of the file read back in 4 KB
@@ -48,7 +51,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("floor", "naive", "casbusi", "casbusi-core")
+MODES = ("floor", "naive", "casbusi", "casbusi-core")  # and floor-isal, on request
 SELECT = "dicom_catalog,image_table,video_table"
 
 
@@ -59,6 +62,14 @@ _FLOOR_ZIP: dict = {}
 
 
 def _floor_one(job: tuple[str, str, str]) -> int:
+    return _floor_member(job, fast_codecs=False)
+
+
+def _floor_isal_one(job: tuple[str, str, str]) -> int:
+    return _floor_member(job, fast_codecs=True)
+
+
+def _floor_member(job: tuple[str, str, str], fast_codecs: bool) -> int:
     import hashlib
     import zipfile
     from io import BytesIO
@@ -71,7 +82,15 @@ def _floor_one(job: tuple[str, str, str]) -> int:
     zf = _FLOOR_ZIP.get(zip_path)
     if zf is None:
         zf = _FLOOR_ZIP[zip_path] = zipfile.ZipFile(zip_path)
-    data = zf.read(name)
+    if fast_codecs:  # the codecs casbusi uses: ISA-L inflate, SUB filter + ISA-L deflate
+        from casbusi_assets.ingest.zip_members import _inflate_deflated
+        from casbusi_assets.shared.png import encode_png
+
+        info = zf.getinfo(name)
+        data = _inflate_deflated(zf, info, info.file_size)
+        data = zf.read(name) if data is None else data
+    else:
+        data = zf.read(name)
     hashlib.sha256(data).hexdigest()
     try:
         ds = pydicom.dcmread(BytesIO(data))
@@ -82,14 +101,17 @@ def _floor_one(job: tuple[str, str, str]) -> int:
             arr, _ = decoder.as_array(ds, index=i)
             if arr.ndim == 3:
                 arr = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
-            cv2.imwrite(f"{out}_{k}.png", arr)
+            if fast_codecs:
+                Path(f"{out}_{k}.png").write_bytes(encode_png(arr))  # grey: no channel order
+            else:
+                cv2.imwrite(f"{out}_{k}.png", arr)
             written += 1
         return written
     except Exception:  # noqa: BLE001 - junk members: skipped, as the floor does no catalog
         return 0
 
 
-def _floor(zip_path: Path, work: Path) -> dict:
+def _floor(zip_path: Path, work: Path, one=None) -> dict:
     import multiprocessing
     import zipfile
     from concurrent.futures import ProcessPoolExecutor
@@ -101,7 +123,7 @@ def _floor(zip_path: Path, work: Path) -> dict:
     jobs = [(str(zip_path), n, str(out / f"{k:06d}")) for k, n in enumerate(names)]
     workers = len(os.sched_getaffinity(0))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pngs = sum(pool.map(_floor_one, jobs, chunksize=8))
+        pngs = sum(pool.map(one or _floor_one, jobs, chunksize=8))
     return {"pngs": pngs}
 
 
@@ -242,7 +264,13 @@ def _core(zip_path: Path, work: Path) -> dict:
 
 
 def _child(mode: str, zip_path: str, work: str) -> None:
-    fn = {"floor": _floor, "naive": _naive, "casbusi": _casbusi, "casbusi-core": _core}[mode]
+    fn = {
+        "floor": _floor,
+        "floor-isal": lambda z, w: _floor(z, w, _floor_isal_one),
+        "naive": _naive,
+        "casbusi": _casbusi,
+        "casbusi-core": _core,
+    }[mode]
     result = fn(Path(zip_path), Path(work))
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -433,16 +461,25 @@ def main() -> None:
             print(f"| {mode} | {w:.1f} | {c:.1f} | {ratio_w} | {ratio_c} |")
         if "floor" in modes:
             # each mode against the floor run of the same round (the load moves between rounds)
-            print("\n| round | mode | wall / floor | CPU / floor |")
-            print("|---|---|---|---|")
+            # and against floor-isal's, when it ran (the same codecs on both sides)
+            print(
+                "\n| round | mode | wall / floor | CPU / floor | wall / floor-isal | CPU / floor-isal |"
+            )
+            print("|---|---|---|---|---|---|")
             for i in range(args.repeat):
                 this = {m: r for m, r in rows if r.get("round") == i}
-                base = this.get("floor")
+                base, fast = this.get("floor"), this.get("floor-isal")
                 for mode, r in this.items():
                     if base and mode != "floor":
+                        vs_fast = (
+                            f"{r['wall'] / fast['wall']:.2f}x | "
+                            f"{r['cpu_seconds'] / fast['cpu_seconds']:.2f}x"
+                            if fast and mode != "floor-isal"
+                            else "- | -"
+                        )
                         print(
                             f"| {i} | {mode} | {r['wall'] / base['wall']:.2f}x | "
-                            f"{r['cpu_seconds'] / base['cpu_seconds']:.2f}x |"
+                            f"{r['cpu_seconds'] / base['cpu_seconds']:.2f}x | {vs_fast} |"
                         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
