@@ -234,9 +234,9 @@ def write_png(
     """Write `array` (HxW grey or HxWx3 RGB) as PNG atomically; returns the bytes written.
 
     `compression=None` encodes with `shared.png.encode_png` (OpenCV's default filter, deflated
-    by ISA-L: 2.4 vs 5.8 ms a grey ingest frame, about the same size); a zlib level 0-9 goes through
-    OpenCV with that level (on 800x600 speckled frames an explicit level 1 took 25 ms and level
-    3 23 ms, so it is for callers that want smaller files, not speed).
+    by ISA-L: 2.4 vs 5.8 ms a grey ingest frame, about the same size); a zlib level 0-9 goes
+    through OpenCV with that level (on 800x600 speckled frames an explicit level 1 took 25 ms
+    and level 3 23 ms, so it is for callers that want smaller files, not speed).
     The temp file lives in the target folder so os.replace is an atomic rename: a reader never
     sees a half-written PNG, and a crash leaves at most a stray *.tmp file, never a bad PNG.
     """

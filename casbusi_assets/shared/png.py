@@ -4,8 +4,9 @@ OpenCV's default PNG settings (libpng, the SUB filter on every row, zlib level 1
 5.8 ms per grey ingest frame (300 frames of 800x600-1280x960); the same SUB filter done in numpy
 and deflated by ISA-L (isal, level 1) took 2.4 ms, for files 1% larger (69.0 vs 68.3 MB); the
 whole PNG output of two generated batches (344 files, grey and Doppler colour) came out 5-6%
-smaller than OpenCV's. The pixels are the same and the files are plain PNG (one IDAT chunk), read by libpng, OpenCV and
-Pillow alike. Other dtypes and shapes, and machines without isal, go through OpenCV as before.
+smaller than OpenCV's. The pixels are the same and the files are plain PNG (one IDAT chunk),
+read by libpng, OpenCV and Pillow alike. Other dtypes and shapes, and machines without isal, go
+through OpenCV as before.
 """
 
 from __future__ import annotations
