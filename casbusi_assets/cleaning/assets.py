@@ -6,12 +6,19 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from casbusi_assets.cleaning.batch import StepTimer, clean_images, clean_videos, default_calipers
+from casbusi_assets.cleaning.batch import (
+    StepTimer,
+    clean_images,
+    clean_videos,
+    default_calipers,
+    orientation_in_workers,
+)
 from casbusi_assets.cleaning.resources import CleaningSettings
 from casbusi_assets.cleaning.rules import REASON_CODES
 from casbusi_assets.cleaning.sheets import sheets_by_reason
 from casbusi_assets.ingest.sources import find_zip
 from casbusi_assets.shared.metadata import counts, markdown_table
+from casbusi_assets.shared.parallel import resolve_workers
 from casbusi_assets.shared.partitions import batch_partitions, batch_table
 from casbusi_assets.shared.resources import DeviceResource
 from casbusi_assets.storage.resources import CasbusiHome
@@ -39,29 +46,30 @@ def _decision_metadata(df: pd.DataFrame, settings: CleaningSettings) -> dict[str
 
 def _orientation_model(
     context: dg.AssetExecutionContext, settings: CleaningSettings, device: DeviceResource
-) -> tuple[Callable | None, str]:
-    """The orientation model's predict function (the weights are loaded once for the step) and
-    a line for the metadata. A configured confidence threshold replaces the model's own."""
+) -> tuple[Callable | None, str, bool]:
+    """The orientation step (weights loaded once per process), a line for the metadata, and
+    whether it runs in the pool workers (on the CPU; on a GPU in the step process). A
+    configured confidence threshold replaces the model's own."""
     if not settings.use_orientation_model:
-        return None, "off (use_orientation_model=false)"
+        return None, "off (use_orientation_model=false)", False
     from casbusi_assets.cleaning import orientation
 
+    step = orientation.OrientationStep(
+        settings.orientation_model_path or None,
+        device=device.resolve("torch"),
+        min_confidence=settings.thresholds().orientation_min_confidence,
+        batch_size=device.batch_size,
+    )
     try:
-        model = orientation.OrientationModel.load(
-            settings.orientation_model_path or None, device=device.device
-        )
+        model = step.load()  # here too: missing or bad weights are a warning, not a failed step
     except orientation.OrientationModelError as exc:
         context.log.warning(f"orientation model unavailable, orientation stays OCR-only: {exc}")
-        return None, f"unavailable: {exc}"
-    configured = settings.thresholds().orientation_min_confidence
-    threshold = model.min_confidence if configured is None else configured
-
-    def predict(images: list) -> list[tuple[str | None, float]]:
-        raw = model.raw(images, batch_size=device.batch_size)
-        return orientation.combine(raw["probs"], raw["p_marker"], threshold)
-
-    context.log.info(f"orientation model {model.path.name} on {model.device}")
-    return predict, f"{model.path.name} on {model.device}, min confidence {threshold}"
+        return None, f"unavailable: {exc}", False
+    in_workers = orientation_in_workers(model.device) and resolve_workers(settings.workers) > 1
+    where = "in the pool workers" if in_workers else "in the step process"
+    context.log.info(f"orientation model {model.path.name} on {model.device}, {where}")
+    note = f"{model.path.name} on {model.device}, min confidence {step.threshold}, {where}"
+    return step, note, in_workers
 
 
 def _caliper_step(
@@ -109,7 +117,7 @@ def cleaned_images(
     caliper boxes, orientation (OCR, else the orientation model), label_cat. Nothing is deleted."""
     home = casbusi_home.layout()
     batch_id = context.partition_key
-    predict, model_note = _orientation_model(context, cleaning_settings, device)
+    predict, model_note, model_in_workers = _orientation_model(context, cleaning_settings, device)
     caliper_fn, caliper_note = _caliper_step(context, cleaning_settings, device)
     timer = StepTimer()
     df = clean_images(
@@ -127,6 +135,7 @@ def cleaned_images(
         timer=timer,
         report=context.log.info,
         workers=cleaning_settings.workers,
+        orientation_in_workers=model_in_workers,
     )
     meta = _decision_metadata(df, cleaning_settings)
     meta.update(

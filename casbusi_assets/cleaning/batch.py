@@ -9,7 +9,9 @@ where the text gave none, and the selection rules (decisions.py).
 Images are processed per patient, in the step's worker processes (shared/parallel.py), a
 bounded window of patients in flight, so memory does not grow with the batch. The crop, caliper
 and orientation steps are passed in as callables: the defaults are the project's modules, and
-tests can substitute their own.
+tests can substitute their own. On the CPU the orientation model runs in the workers too, on the
+images of the patient they measured (`orientation_in_workers`); on a GPU it runs in the step's
+process, the one process that owns the GPU.
 """
 
 from __future__ import annotations
@@ -196,6 +198,28 @@ def _measure_image(
     return _Measured(row, gray=gray, image=image)
 
 
+def orientation_in_workers(device: str) -> bool:
+    """Whether the orientation model runs in the pool workers, given its resolved device.
+
+    On the CPU, yes: in the step's process it ran with a torch thread per core on top of two
+    busy workers, 164 ms an image against 21 ms alone (benchmarks/README.md, Whole graph), and
+    each worker already holds the pixels. On a GPU, no: one process feeds the one GPU, and every
+    worker loading its own CUDA context would cost more memory than the model saves.
+    """
+    return device == "cpu"
+
+
+def _apply_orientation(
+    rows: list[dict[str, Any]], ask: list[int], predictions: list[tuple[str | None, float]]
+) -> None:
+    """The model's answers into the rows it was asked about (the one rule, wherever it ran):
+    the confidence always, the label only when there is one."""
+    for i, (label, conf) in zip(ask, predictions, strict=True):
+        rows[i]["orientation_confidence"] = round(float(conf), 4)
+        if label is not None and label != "unknown":
+            rows[i].update(orientation=label, orientation_source="model")
+
+
 def _orientation_from_text(measured: list[_Measured]) -> list[int]:
     """OCR orientation where the text gives one; the positions the model may fill in.
 
@@ -242,6 +266,8 @@ class _PatientJob:
     crop_fn: CropFn
     caliper_fn: CaliperFn
     ask_orientation: bool
+    # set: the worker runs the model itself; None with ask_orientation: the pixels go back
+    orientation_fn: OrientationFn | None = None
 
 
 @dataclass
@@ -256,10 +282,12 @@ class _PatientResult:
 
 
 def _clean_patient(job: _PatientJob) -> _PatientResult:
-    """One patient's images: measured, twins found, orientation filled from the text.
+    """One patient's images: measured, twins found, orientation filled from the text, and from
+    the model when the job carries it.
 
-    Runs in a worker process when the step has several; only the images the orientation model
-    must see travel back, so the pixels of a patient never outlive its task.
+    Runs in a worker process when the step has several. With the model in the job no pixels
+    travel back; without it, only the images the model must see do, so the pixels of a patient
+    never outlive its task.
     """
     timer = StepTimer()
     measured = [
@@ -292,8 +320,14 @@ def _clean_patient(job: _PatientJob) -> _PatientResult:
     ask = _orientation_from_text(measured)
     if not job.ask_orientation:
         ask = []
+    rows = [m.row for m in measured]
+    if ask and job.orientation_fn is not None:
+        t = time.perf_counter()
+        _apply_orientation(rows, ask, job.orientation_fn([measured[i].image for i in ask]))
+        timer.add("orientation_model", t, len(ask))
+        ask = []
     return _PatientResult(
-        rows=[m.row for m in measured],
+        rows=rows,
         twin_info=twin_info,
         ask=ask,
         ask_images=[measured[i].image for i in ask],
@@ -328,6 +362,7 @@ def clean_images(
     report: Callable[[str], None] | None = None,
     workers: int = 1,
     pool: WorkerPool | None = None,
+    orientation_in_workers: bool = False,
 ) -> pd.DataFrame:
     """One `cleaned_images` row per row of `image_table`.
 
@@ -335,8 +370,11 @@ def clean_images(
     per core, 1 = in this process), a bounded window of patients in flight, so only those
     patients' pixels are in memory. `crop_fn` and `caliper_fn` then go to the workers and must
     be picklable (module-level functions or plain objects); if they are not, the images are
-    measured in this process. The orientation model runs here, on the images of each patient
-    it is asked about, while the workers measure the next patients.
+    measured in this process. With `orientation_in_workers` (see `orientation_in_workers()`)
+    and a picklable `orientation_fn` (cleaning.orientation.OrientationStep) the workers also run
+    the orientation model on the images they measured; otherwise it runs here, on the images of
+    each patient it is asked about, while the workers measure the next patients. Same rows
+    either way; in-process (one worker) nothing moves.
     """
     timer = timer or StepTimer()
     cat = _lookup(catalog[catalog["kind"] == "image"] if len(catalog) else catalog)
@@ -360,6 +398,7 @@ def clean_images(
                 crop_fn=crop_fn,
                 caliper_fn=caliper_fn,
                 ask_orientation=orientation_fn is not None,
+                orientation_fn=orientation_fn if model_in_workers else None,
             )
 
     if not _picklable(crop_fn, caliper_fn):
@@ -370,6 +409,15 @@ def clean_images(
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(WorkerPool(workers))
+        model_in_workers = (
+            orientation_in_workers
+            and orientation_fn is not None
+            and pool.parallel
+            and _picklable(orientation_fn)
+        )
+        if report and orientation_fn is not None:
+            where = f"the {pool.workers} pool workers" if model_in_workers else "the step process"
+            report(f"cleaning {batch_id}: orientation model runs in {where}")
         for res in pool.map(_clean_patient, jobs()):
             for k, v in res.seconds.items():
                 timer.seconds[k] += v
@@ -377,12 +425,8 @@ def clean_images(
             twin_info.update(res.twin_info)
             if res.ask and orientation_fn is not None:
                 t = time.perf_counter()
-                predictions = orientation_fn(res.ask_images)
+                _apply_orientation(res.rows, res.ask, orientation_fn(res.ask_images))
                 timer.add("orientation_model", t, len(res.ask))
-                for i, (label, conf) in zip(res.ask, predictions, strict=True):
-                    res.rows[i]["orientation_confidence"] = round(float(conf), 4)
-                    if label is not None and label != "unknown":
-                        res.rows[i].update(orientation=label, orientation_source="model")
             rows.extend(res.rows)
             done += len(res.rows)
             if report:

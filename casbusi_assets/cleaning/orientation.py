@@ -526,3 +526,44 @@ class OrientationModel:
         )
         self.net.to(self.device)
         return out
+
+
+# Loaded models of this process, by (weights path, requested device): a pool worker loads the
+# weights once, on the first patient it is asked about, and keeps them for the whole step.
+_LOADED: dict[tuple[str, str], OrientationModel] = {}
+
+
+class OrientationStep:
+    """The orientation step of `cleaning.batch.clean_images` (``OrientationFn``), picklable.
+
+    Only the weights path, device, threshold and batch size travel to a worker process (not the
+    net); each process loads the weights once (`_LOADED`). ``min_confidence`` None = the
+    model's own. Predictions are `combine` of `OrientationModel.raw`, the same wherever it runs.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        device: str = "cpu",
+        min_confidence: float | None = None,
+        batch_size: int = 16,
+    ) -> None:
+        self.path = str(path) if path else str(DEFAULT_MODEL_PATH)
+        self.device = device
+        self.min_confidence = min_confidence
+        self.batch_size = int(batch_size)
+
+    def load(self) -> OrientationModel:
+        key = (self.path, self.device)
+        model = _LOADED.get(key)
+        if model is None:
+            model = _LOADED[key] = OrientationModel.load(self.path, device=self.device)
+        return model
+
+    @property
+    def threshold(self) -> float:
+        return self.load().min_confidence if self.min_confidence is None else self.min_confidence
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[tuple[str | None, float]]:
+        raw = self.load().raw(images, batch_size=self.batch_size)
+        return combine(raw["probs"], raw["p_marker"], self.threshold)

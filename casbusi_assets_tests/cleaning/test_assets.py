@@ -12,6 +12,7 @@ import pytest
 
 from casbusi_assets.cleaning.rules import REASON_CODES
 from casbusi_assets.runner import run_batch
+from casbusi_assets.shared.parallel import default_workers
 from casbusi_assets.storage import warehouse
 from casbusi_assets.storage.warehouse import query
 from casbusi_assets.synthetic import generate_batches
@@ -108,6 +109,10 @@ def test_metadata_counts_every_reason_and_the_check_passes(two_batches):
         sheets = [k for k in meta if k.startswith("sheet_")]
         assert "sheet_duplicate" in sheets
         assert sum(len(meta[k].value) for k in sheets) < 100_000
+        # the CPU model runs where the pixels are: the pool workers, when there are several
+        where = "in the pool workers" if default_workers() > 1 else "in the step process"
+        note = meta["orientation_model"].value
+        assert " on cpu, min confidence " in note and note.endswith(f", {where}")
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(dg.AssetKey("cleaned_images"), "included_images_have_crop_inside")]
         )
