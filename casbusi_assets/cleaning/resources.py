@@ -75,8 +75,8 @@ class CleaningSettings(dg.ConfigurableResource):
     )
     workers: int = Field(
         default=0,
-        description="worker processes measuring images (crop, calipers, twins); "
-        "0 = one per available core, 1 = in the step process",
+        description="worker processes measuring images (crop, calipers, twins, and the "
+        "orientation model on the CPU); 0 = one per available core, 1 = in the step process",
     )
 
     def thresholds(self) -> Thresholds:
