@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,50 @@ def test_run_batch_prestarts_the_pool_the_ingest_step_takes() -> None:
     assert cli.INGEST_POOL == ingest_assets.POOL_PURPOSE
     assert importlib.import_module(cli.INGEST_WORKER_MODULE) is member
     assert set(ingest_assets.ingest_batch.keys_by_output_name) == cli.INGEST_ASSETS
+
+
+def _exit_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "leave.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import atexit, sys, threading, time
+            from pathlib import Path
+            from casbusi_assets.cli import exit_promptly
+            out = Path({str(tmp_path)!r})
+            atexit.register(lambda: (out / "atexit_ran").write_text("yes"))
+            print("result line")  # buffered: stdout is a pipe
+            {body}
+            exit_promptly(3)
+            """
+        )
+    )
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+
+
+def test_the_command_exits_promptly_with_its_code_output_and_exit_handlers(
+    tmp_path: Path,
+) -> None:
+    done = _exit_script(tmp_path, "")
+    assert done.returncode == 3
+    assert done.stdout == "result line\n"
+    assert (tmp_path / "atexit_ran").read_text() == "yes"
+
+
+def test_a_running_thread_is_waited_for_before_exit(tmp_path: Path) -> None:
+    # a non-daemon thread still working: the normal exit waits for it, and so does the command
+    body = (
+        "threading.Thread(target=lambda: (time.sleep(0.3), "
+        '(out / "thread_done").write_text("yes"))).start()'
+    )
+    done = _exit_script(tmp_path, body)
+    assert done.returncode == 3
+    assert (tmp_path / "thread_done").read_text() == "yes"
+    assert (tmp_path / "atexit_ran").read_text() == "yes"
+
+
+def test_the_console_script_is_the_prompt_exit() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "casbusi"]
+    assert script.value == "casbusi_assets.cli:run"
