@@ -1,4 +1,4 @@
-"""PNG encoding of 8-bit grey, RGB and RGBA images: the bytes every stage writes as image files.
+"""PNG encoding of 8-bit grey, RGB and RGBA images: the files ingest and inpainting write.
 
 OpenCV's default PNG settings (libpng, the SUB filter on every row, zlib level 1, Z_RLE) took
 5.8 ms per grey ingest frame (300 frames of 800x600-1280x960); the same SUB filter done in numpy
