@@ -20,11 +20,7 @@ from casbusi_assets.cleaning.rules import Thresholds
 from casbusi_assets.runner import run_batch
 from casbusi_assets.storage import warehouse
 from casbusi_assets.synthetic import generate_batch
-
-UPSTREAM = [
-    "dicom_catalog", "image_table", "video_table", "case_table", "case_study_table",
-    "breast_table", "ocr_table",
-]  # fmt: skip
+from casbusi_assets_tests.cleaning.test_assets import UPSTREAM
 
 
 @pytest.fixture(scope="module")
